@@ -1,0 +1,3 @@
+module polyctx.dev/conformance/go
+
+go 1.21
