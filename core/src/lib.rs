@@ -1,0 +1,51 @@
+//! Go's `context` model in Rust: cancellation trees, deadlines, causes and
+//! request-scoped values, shared by polyctx's C, Python and Node bindings.
+//!
+//! ```
+//! use std::time::Duration;
+//! use polyctx::{with_cancel, with_timeout, Context, Error};
+//!
+//! let request = Context::background();
+//! let (ctx, cancel) = with_timeout(&request, Duration::from_secs(2));
+//! let _cancel = cancel.guard(); // Go's `defer cancel()`
+//!
+//! let (child, cancel_child) = with_cancel(&ctx);
+//! assert!(child.deadline() == ctx.deadline()); // deadlines flow down
+//! cancel_child.cancel();
+//! assert_eq!(child.err(), Some(Error::Canceled));
+//! assert_eq!(ctx.err(), None); // cancellation never flows up
+//! ```
+//!
+//! Semantics are exactly Go's (see each function). Beyond Go:
+//! - A child whose every handle is dropped detaches from its parent and
+//!   disarms its deadline, so forgetting to cancel leaks nothing.
+//! - Cancel, drop, lookup and `Display` are iterative: million-deep chains
+//!   are fine.
+//! - One lazily started timer thread serves every deadline in the process.
+//! - [`Context::is_done`] and [`Context::err`] are one atomic load, and waits
+//!   come in every form: [`Context::done`] (a `Future` for any executor),
+//!   [`Context::wait_timeout`] for threads, [`Context::on_done`] callbacks.
+
+mod callback;
+mod cancel;
+pub mod clock;
+mod context;
+mod display;
+mod error;
+mod node;
+pub mod stats;
+mod timer;
+mod value;
+
+pub use callback::{after_func, AfterFunc, Registration};
+pub use cancel::{CancelCauseFunc, CancelFunc, CancelGuard};
+pub use context::{
+    cause, with_cancel, with_cancel_cause, with_deadline, with_deadline_cause, with_timeout, with_timeout_cause,
+    with_value, without_cancel, Context, Done,
+};
+pub use error::{Cause, Error, Message};
+pub use value::Key;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}

@@ -1,0 +1,253 @@
+//! The one timer thread that serves every deadline in the process.
+//!
+//! Deadlines live in one binary min-heap under one lock. Each entry points at
+//! its node, and the node records its position (`timer_slot`), so cancelling
+//! or dropping a context removes its entry at once, in O(log n): there is no
+//! garbage waiting for its deadline. The thread starts on the first deadline,
+//! sleeps on a condition variable until the earliest one, and cancels what is
+//! due with the lock released.
+//!
+//! Lock order: the timer lock is never held together with a node lock (see
+//! `node`); the thread pins due nodes with `try_retain` under the timer lock,
+//! which node invariant 2 allows, then releases it before cancelling.
+//!
+//! Fork: a child process inherits the heap but not the thread. `pthread_atfork`
+//! handlers hold the lock across `fork()` so the child never sees it held by a
+//! thread that does not exist there, and the child starts a new thread on its
+//! next timer operation or wait (`ensure_running`).
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::cancel::{cancel, Reason};
+use crate::clock;
+use crate::node::{Node, NodeRef, LIVE, NOT_QUEUED};
+
+struct Timer {
+    heap: Mutex<Heap>,
+    wake: Condvar,
+}
+
+struct Heap {
+    entries: Vec<Entry>,
+    thread_running: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    at: u64,
+    node: NonNull<Node>,
+}
+
+// SAFETY: entries are only read under the timer lock, and the nodes they
+// point to are `Sync` and outlive their entries (node invariant 1).
+unsafe impl Send for Entry {}
+
+static TIMER: Timer = Timer {
+    heap: Mutex::new(Heap { entries: Vec::new(), thread_running: false }),
+    wake: Condvar::new(),
+};
+
+/// Set in a forked child, whose heap may hold deadlines but has no thread.
+static NEEDS_THREAD: AtomicBool = AtomicBool::new(false);
+
+/// Arms `node`'s own deadline at `at` (clock nanoseconds).
+pub(crate) fn insert(node: &Node, at: u64) {
+    install_fork_handlers();
+    let mut heap = lock();
+    assert!(heap.entries.len() < NOT_QUEUED as usize, "polyctx: too many live deadlines");
+    heap.entries.push(Entry { at, node: NonNull::from(node) });
+    let last = heap.entries.len() - 1;
+    heap.sift_up(last);
+    // A concurrent cancel may have run between the node's creation and this
+    // insert, and found nothing to remove: its state store precedes its
+    // timer-lock section, so under this lock the store is visible.
+    if node.state() != LIVE {
+        heap.remove(node);
+        return;
+    }
+    if heap.entries[0].node == NonNull::from(node) {
+        TIMER.wake.notify_one();
+    }
+    start_thread(&mut heap);
+}
+
+/// Disarms `node`'s deadline if it is still queued.
+pub(crate) fn remove(node: &Node) {
+    lock().remove(node);
+}
+
+/// How many deadlines are armed.
+pub(crate) fn len() -> usize {
+    lock().entries.len()
+}
+
+/// Starts the timer thread in a forked child, whose inherited deadlines
+/// have none yet. One relaxed load when not forked.
+pub(crate) fn ensure_running() {
+    if NEEDS_THREAD.load(Ordering::Relaxed) {
+        restart_after_fork();
+    }
+}
+
+#[cold]
+fn restart_after_fork() {
+    let mut heap = TIMER.heap.lock();
+    if NEEDS_THREAD.swap(false, Ordering::Relaxed) && !heap.entries.is_empty() {
+        start_thread(&mut heap);
+    }
+}
+
+fn lock() -> MutexGuard<'static, Heap> {
+    ensure_running();
+    TIMER.heap.lock()
+}
+
+fn start_thread(heap: &mut Heap) {
+    if !heap.thread_running {
+        heap.thread_running = true;
+        std::thread::Builder::new()
+            .name("polyctx-timer".into())
+            .spawn(run)
+            .expect("polyctx: cannot start the timer thread");
+    }
+}
+
+fn run() {
+    let mut heap = TIMER.heap.lock();
+    let mut due = Vec::new();
+    loop {
+        let now = clock::now_ns();
+        while heap.entries.first().is_some_and(|e| e.at <= now) {
+            let entry = heap.remove_at(0);
+            // SAFETY: the entry was in the heap and the timer lock is held.
+            due.extend(unsafe { NodeRef::try_retain(entry.node) });
+        }
+        if !due.is_empty() {
+            MutexGuard::unlocked(&mut heap, || fire(&mut due));
+            continue;
+        }
+        match heap.entries.first().map(|e| e.at) {
+            Some(at) => {
+                TIMER.wake.wait_for(&mut heap, Duration::from_nanos(at - now));
+            }
+            None => TIMER.wake.wait(&mut heap),
+        }
+    }
+}
+
+fn fire(due: &mut Vec<NodeRef>) {
+    for node in due.drain(..) {
+        // A panicking on-done callback must not kill the thread every
+        // deadline depends on; the panic has already been reported by the hook.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cancel(&node, Reason::Deadline, true)));
+    }
+}
+
+fn slot_of(entry: &Entry) -> &std::sync::atomic::AtomicU32 {
+    // SAFETY: heap entries point to live nodes while the timer lock is held
+    // (node invariant 1), and every caller holds it.
+    unsafe { &entry.node.as_ref().cancel_part().timer_slot }
+}
+
+impl Heap {
+    fn set(&mut self, i: usize, entry: Entry) {
+        slot_of(&entry).store(i as u32, Ordering::Relaxed);
+        self.entries[i] = entry;
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        let entry = self.entries[i];
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.entries[parent].at <= entry.at {
+                break;
+            }
+            self.set(i, self.entries[parent]);
+            i = parent;
+        }
+        self.set(i, entry);
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let entry = self.entries[i];
+        let n = self.entries.len();
+        loop {
+            let left = 2 * i + 1;
+            if left >= n {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < n && self.entries[right].at < self.entries[left].at { right } else { left };
+            if self.entries[child].at >= entry.at {
+                break;
+            }
+            self.set(i, self.entries[child]);
+            i = child;
+        }
+        self.set(i, entry);
+    }
+
+    fn remove(&mut self, node: &Node) {
+        let slot = node.cancel_part().timer_slot.load(Ordering::Relaxed);
+        if slot != NOT_QUEUED {
+            self.remove_at(slot as usize);
+        }
+    }
+
+    fn remove_at(&mut self, i: usize) -> Entry {
+        let last = self.entries.pop().expect("a queued entry");
+        let removed = if i == self.entries.len() {
+            last
+        } else {
+            let removed = self.entries[i];
+            self.entries[i] = last;
+            if i > 0 && self.entries[(i - 1) / 2].at > last.at {
+                self.sift_up(i);
+            } else {
+                self.sift_down(i);
+            }
+            removed
+        };
+        slot_of(&removed).store(NOT_QUEUED, Ordering::Relaxed);
+        // Give memory back after a burst of deadlines has drained.
+        if self.entries.capacity() > 1024 && self.entries.len() < self.entries.capacity() / 4 {
+            self.entries.shrink_to(self.entries.len() * 2);
+        }
+        removed
+    }
+}
+
+fn install_fork_handlers() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // SAFETY: the handlers are `extern "C"` functions that never unwind
+        // and live for the whole process.
+        let rc = unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
+        assert_eq!(rc, 0, "polyctx: pthread_atfork failed");
+    });
+}
+
+extern "C" fn before_fork() {
+    // Held across fork(); released by the handlers below.
+    std::mem::forget(TIMER.heap.lock());
+}
+
+extern "C" fn after_fork_parent() {
+    // SAFETY: `before_fork` locked it on this thread and forgot the guard.
+    unsafe { TIMER.heap.force_unlock() }
+}
+
+extern "C" fn after_fork_child() {
+    // SAFETY: the lock was taken by `before_fork` on this thread, the only
+    // thread of the child, so this is the only access.
+    unsafe {
+        (*TIMER.heap.data_ptr()).thread_running = false;
+        TIMER.heap.force_unlock();
+    }
+    NEEDS_THREAD.store(true, Ordering::Relaxed);
+}
