@@ -56,25 +56,25 @@ func run(name, src string, out io.Writer) {
 		if len(toks) == 0 || strings.HasPrefix(toks[0], "#") {
 			continue
 		}
+		prefix := ""
 		if strings.HasPrefix(toks[0], "@") {
-			if !langPrefixes[toks[0]] {
-				fmt.Fprintf(out, "%s:%d %s => error:unknown prefix %s\n", name, i+1, strings.Join(toks, " "), toks[0])
-				return
-			}
-			toks = toks[1:]
+			prefix, toks = toks[0], toks[1:]
 		}
-		result, observed, err := s.step(toks)
-		if err != nil {
+		result, observed, err := s.step(prefix, toks)
+		switch {
+		case err != nil:
 			fmt.Fprintf(out, "%s:%d %s => error:%v\n", name, i+1, strings.Join(toks, " "), err)
 			return
-		}
-		if observed {
+		case observed:
 			fmt.Fprintf(out, "%s:%d %s => %s\n", name, i+1, strings.Join(toks, " "), result)
 		}
 	}
 }
 
-func (s *scenario) step(toks []string) (result string, observed bool, err error) {
+func (s *scenario) step(prefix string, toks []string) (result string, observed bool, err error) {
+	if prefix != "" && !langPrefixes[prefix] {
+		return "", false, fmt.Errorf("unknown prefix %s", prefix)
+	}
 	if len(toks) == 0 {
 		return "", false, errors.New("missing operation")
 	}
