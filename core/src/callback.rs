@@ -2,9 +2,7 @@
 //! bindings use to hop onto their event loops, and Go's `AfterFunc` on top.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use parking_lot::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::node::{Node, NodeRef, LIVE};
 use crate::Context;
@@ -25,8 +23,13 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    fn f(&self) -> MutexGuard<'_, Option<Callback>> {
+        // Held only to move `f` in or out, never while it runs.
+        self.f.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn run(&self) {
-        let f = self.f.lock().take();
+        let f = self.f().take();
         if let Some(f) = f {
             f();
         }
@@ -43,7 +46,7 @@ impl Registration {
     /// Unregisters the callback. Returns true if this kept it from running;
     /// false if it has already been started, or was already stopped.
     pub fn stop(&self) -> bool {
-        let f = self.slot.f.lock().take();
+        let f = self.slot.f().take();
         if let Some(node) = &self.slot.node {
             unlist(node, &self.slot);
         }
@@ -54,7 +57,7 @@ impl Registration {
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registration").field("pending", &self.slot.f.lock().is_some()).finish()
+        f.debug_struct("Registration").field("pending", &self.slot.f().is_some()).finish()
     }
 }
 
@@ -123,13 +126,13 @@ fn spawn<F: FnOnce() + Send + 'static>(f: F) {
     let cell = Arc::new(Mutex::new(Some(f)));
     let theirs = cell.clone();
     let started = std::thread::Builder::new().name("polyctx-after-func".into()).spawn(move || {
-        let f = theirs.lock().take();
+        let f = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(f) = f {
             f();
         }
     });
     if started.is_err() {
-        let f = cell.lock().take();
+        let f = cell.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(f) = f {
             f();
         }

@@ -39,12 +39,16 @@ impl std::error::Error for Error {}
 /// cause; [`Cause::msg`] makes one from a message (Go's `errors.New`), which is
 /// also how causes travel between languages.
 #[derive(Clone)]
-pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+pub struct Cause(Arc<Boxed>);
+
+// A thin pointer (the box inside the `Arc`), so that every context can afford
+// a cause slot of one word.
+type Boxed = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl Cause {
     /// Wraps any error as a cause.
     pub fn new<E: std::error::Error + Send + Sync + 'static>(error: E) -> Self {
-        Cause(Arc::new(error))
+        Cause(Arc::new(Box::new(error)))
     }
 
     /// A cause carrying only a message, like Go's `errors.New(message)`.
@@ -76,7 +80,7 @@ impl Cause {
 
     /// The underlying error.
     pub fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.0
+        &**self.0
     }
 
     /// True when both are the same cause object (not merely equal text).

@@ -33,6 +33,7 @@ mod context;
 mod display;
 mod error;
 mod node;
+mod raw;
 pub mod stats;
 mod timer;
 mod value;

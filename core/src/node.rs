@@ -27,11 +27,9 @@ use std::cell::UnsafeCell;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use event_listener::Event;
-use parking_lot::lock_api::RawMutex as _;
-use parking_lot::RawMutex;
 
 use crate::callback::Slot;
 use crate::error::{Cause, Error};
@@ -86,7 +84,9 @@ pub(crate) struct CancelNode {
     /// True for a context that arms its own timer (Go's `timerCtx`); false
     /// for one whose deadline, if any, is inherited.
     pub(crate) own_deadline: bool,
-    lock: RawMutex,
+    /// A futex-based std mutex: no global state, so it stays usable in a
+    /// forked child (parking_lot's parking table does not).
+    lock: Mutex<()>,
     /// Position in the timer heap, or `NOT_QUEUED`; written under the timer lock.
     pub(crate) timer_slot: AtomicU32,
     /// The effective deadline in `clock` nanoseconds (`clock::NEVER` if none).
@@ -124,6 +124,11 @@ pub(crate) struct Links {
 unsafe impl Send for Node {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Node {}
+
+// No lock is ever held across user code (invariant 5), so a panic cannot
+// leave a node half-updated: contexts stay usable after one.
+impl std::panic::RefUnwindSafe for Node {}
+impl std::panic::UnwindSafe for Node {}
 
 impl Node {
     pub(crate) const fn root(kind: Kind) -> Node {
@@ -174,7 +179,7 @@ impl CancelNode {
         CancelNode {
             state: AtomicU8::new(LIVE),
             own_deadline,
-            lock: RawMutex::INIT,
+            lock: Mutex::new(()),
             timer_slot: AtomicU32::new(NOT_QUEUED),
             deadline,
             guarded: UnsafeCell::new(Guarded::default()),
@@ -185,8 +190,10 @@ impl CancelNode {
     }
 
     pub(crate) fn lock(&self) -> Locked<'_> {
-        self.lock.lock();
-        Locked { node: self }
+        // No user code runs under this lock (invariant 5), so a poisoned lock
+        // can only follow a polyctx bug that already panicked; carry on.
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        Locked { node: self, _guard: guard }
     }
 
     /// The cause recorded when this node became done; `None` while live or
@@ -204,6 +211,7 @@ impl CancelNode {
 /// Proof that a cancelable node's lock is held; unlocks on drop.
 pub(crate) struct Locked<'a> {
     node: &'a CancelNode,
+    _guard: MutexGuard<'a, ()>,
 }
 
 impl Locked<'_> {
@@ -237,14 +245,6 @@ impl Locked<'_> {
     pub(crate) fn cause(&self) -> Option<Cause> {
         // SAFETY: the lock is held, and `cause` is only written under it.
         unsafe { (*self.node.cause.get()).clone() }
-    }
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        // SAFETY: `Locked` is only created by `CancelNode::lock`, which
-        // acquired the lock this releases.
-        unsafe { self.node.lock.unlock() }
     }
 }
 
@@ -285,6 +285,14 @@ impl NodeRef {
                 Err(actual) => n = actual,
             }
         }
+    }
+
+    /// Takes over the count owned by a pointer from `as_ptr` on a forgotten `NodeRef`.
+    ///
+    /// # Safety
+    /// `ptr` must come from a `NodeRef` that was forgotten, not yet taken back.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<Node>) -> NodeRef {
+        NodeRef(ptr)
     }
 
     /// A counted reference to this node's signal (see [`Node::signal`]).

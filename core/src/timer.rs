@@ -14,14 +14,15 @@
 //! Fork: a child process inherits the heap but not the thread. `pthread_atfork`
 //! handlers hold the lock across `fork()` so the child never sees it held by a
 //! thread that does not exist there, and the child starts a new thread on its
-//! next timer operation or wait (`ensure_running`).
+//! next timer operation or wait (`ensure_running`). The lock and condition
+//! variable are std's futex-based ones, which keep no process-wide tables that
+//! a fork could leave inconsistent.
 
+use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
-
-use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::cancel::{cancel, Reason};
 use crate::clock;
@@ -96,7 +97,7 @@ pub(crate) fn ensure_running() {
 
 #[cold]
 fn restart_after_fork() {
-    let mut heap = TIMER.heap.lock();
+    let mut heap = lock_raw();
     if NEEDS_THREAD.swap(false, Ordering::Relaxed) && !heap.entries.is_empty() {
         start_thread(&mut heap);
     }
@@ -104,7 +105,13 @@ fn restart_after_fork() {
 
 fn lock() -> MutexGuard<'static, Heap> {
     ensure_running();
-    TIMER.heap.lock()
+    lock_raw()
+}
+
+fn lock_raw() -> MutexGuard<'static, Heap> {
+    // Cancellations run with the lock released, so nothing can poison it but
+    // a polyctx bug that already panicked; carry on.
+    TIMER.heap.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn start_thread(heap: &mut Heap) {
@@ -118,7 +125,7 @@ fn start_thread(heap: &mut Heap) {
 }
 
 fn run() {
-    let mut heap = TIMER.heap.lock();
+    let mut heap = lock_raw();
     let mut due = Vec::new();
     loop {
         let now = clock::now_ns();
@@ -128,15 +135,18 @@ fn run() {
             due.extend(unsafe { NodeRef::try_retain(entry.node) });
         }
         if !due.is_empty() {
-            MutexGuard::unlocked(&mut heap, || fire(&mut due));
+            drop(heap);
+            fire(&mut due);
+            heap = lock_raw();
             continue;
         }
-        match heap.entries.first().map(|e| e.at) {
-            Some(at) => {
-                TIMER.wake.wait_for(&mut heap, Duration::from_nanos(at - now));
-            }
-            None => TIMER.wake.wait(&mut heap),
-        }
+        heap = match heap.entries.first().map(|e| e.at) {
+            Some(at) => match TIMER.wake.wait_timeout(heap, Duration::from_nanos(at - now)) {
+                Ok((heap, _)) => heap,
+                Err(poisoned) => poisoned.into_inner().0,
+            },
+            None => TIMER.wake.wait(heap).unwrap_or_else(PoisonError::into_inner),
+        };
     }
 }
 
@@ -144,7 +154,7 @@ fn fire(due: &mut Vec<NodeRef>) {
     for node in due.drain(..) {
         // A panicking on-done callback must not kill the thread every
         // deadline depends on; the panic has already been reported by the hook.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cancel(&node, Reason::Deadline, true)));
+        let _ = std::panic::catch_unwind(|| cancel(&node, Reason::Deadline, true));
     }
 }
 
@@ -232,22 +242,26 @@ fn install_fork_handlers() {
     });
 }
 
+thread_local! {
+    /// The timer lock, held by the forking thread across `fork()`. The
+    /// handlers all run on that thread (in the child, on its copy).
+    static HELD_ACROSS_FORK: RefCell<Option<MutexGuard<'static, Heap>>> = const { RefCell::new(None) };
+}
+
 extern "C" fn before_fork() {
-    // Held across fork(); released by the handlers below.
-    std::mem::forget(TIMER.heap.lock());
+    let guard = lock_raw();
+    HELD_ACROSS_FORK.with(|held| *held.borrow_mut() = Some(guard));
 }
 
 extern "C" fn after_fork_parent() {
-    // SAFETY: `before_fork` locked it on this thread and forgot the guard.
-    unsafe { TIMER.heap.force_unlock() }
+    HELD_ACROSS_FORK.with(|held| drop(held.borrow_mut().take()));
 }
 
 extern "C" fn after_fork_child() {
-    // SAFETY: the lock was taken by `before_fork` on this thread, the only
-    // thread of the child, so this is the only access.
-    unsafe {
-        (*TIMER.heap.data_ptr()).thread_running = false;
-        TIMER.heap.force_unlock();
-    }
+    HELD_ACROSS_FORK.with(|held| {
+        if let Some(mut heap) = held.borrow_mut().take() {
+            heap.thread_running = false;
+        }
+    });
     NEEDS_THREAD.store(true, Ordering::Relaxed);
 }

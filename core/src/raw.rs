@@ -1,0 +1,104 @@
+//! Raw handles for foreign-function bindings: a context or cancel function
+//! as one pointer, whose ownership is one reference count, like
+//! `Arc::into_raw`. This is how the C ABI's `ctx_t*` costs no allocation of
+//! its own, and how a context crosses between bindings in one process.
+
+use std::ffi::c_void;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+
+use crate::node::{Node, NodeRef};
+use crate::{CancelCauseFunc, CancelFunc, Context};
+
+fn into_raw(node: NodeRef) -> *const c_void {
+    let node = ManuallyDrop::new(node);
+    node.as_ptr().as_ptr() as *const c_void
+}
+
+/// # Safety
+/// `ptr` must come from `into_raw` and own the count being taken over.
+unsafe fn from_raw(ptr: *const c_void) -> NodeRef {
+    NodeRef::from_raw(NonNull::new_unchecked(ptr as *mut Node))
+}
+
+impl Context {
+    /// Gives up this handle as a pointer that owns one reference. Never null;
+    /// at least 8-aligned, so bindings may use the low bits as tags.
+    pub fn into_raw(self) -> *const c_void {
+        into_raw(self.node)
+    }
+
+    /// Takes back a handle from [`Context::into_raw`].
+    ///
+    /// # Safety
+    /// `ptr` must come from `Context::into_raw` and not have been taken back
+    /// already: this consumes the reference it owns.
+    pub unsafe fn from_raw(ptr: *const c_void) -> Context {
+        Context { node: from_raw(ptr) }
+    }
+
+    /// A new handle to the context behind `ptr`, leaving `ptr`'s own
+    /// reference in place.
+    ///
+    /// # Safety
+    /// `ptr` must come from `Context::into_raw` and still own its reference.
+    pub unsafe fn clone_raw(ptr: *const c_void) -> Context {
+        let borrowed = ManuallyDrop::new(Context::from_raw(ptr));
+        Context::clone(&borrowed)
+    }
+}
+
+impl CancelFunc {
+    /// Gives up this handle as a pointer owning one reference (see [`Context::into_raw`]).
+    pub fn into_raw(self) -> *const c_void {
+        into_raw(self.node)
+    }
+
+    /// Takes back a handle from [`CancelFunc::into_raw`].
+    ///
+    /// # Safety
+    /// As for [`Context::from_raw`], with a pointer from `CancelFunc::into_raw`.
+    pub unsafe fn from_raw(ptr: *const c_void) -> CancelFunc {
+        CancelFunc { node: from_raw(ptr) }
+    }
+}
+
+impl CancelCauseFunc {
+    /// Gives up this handle as a pointer owning one reference (see [`Context::into_raw`]).
+    pub fn into_raw(self) -> *const c_void {
+        into_raw(self.node)
+    }
+
+    /// Takes back a handle from [`CancelCauseFunc::into_raw`].
+    ///
+    /// # Safety
+    /// As for [`Context::from_raw`], with a pointer from `CancelCauseFunc::into_raw`.
+    pub unsafe fn from_raw(ptr: *const c_void) -> CancelCauseFunc {
+        CancelCauseFunc { node: from_raw(ptr) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{stats, with_cancel, with_cancel_cause, Cause};
+
+    #[test]
+    fn raw_round_trips_keep_counts() {
+        let (parent, _keep) = with_cancel(&Context::background());
+        let (ctx, cancel) = with_cancel_cause(&parent);
+        let raw_ctx = ctx.into_raw();
+        let raw_cancel = cancel.into_raw();
+        // SAFETY: pointers from into_raw, each taken back exactly once.
+        let again = unsafe { Context::clone_raw(raw_ctx) };
+        unsafe { CancelCauseFunc::from_raw(raw_cancel) }.cancel(Some(Cause::msg("raw")));
+        assert!(again.is_done());
+        drop(again);
+        // SAFETY: as above.
+        drop(unsafe { Context::from_raw(raw_ctx) });
+        assert_eq!(stats::children(&parent), 0);
+        let bg = Context::background().into_raw();
+        // SAFETY: as above; statics ignore counts.
+        assert!(unsafe { Context::from_raw(bg) }.same(&Context::background()));
+    }
+}
