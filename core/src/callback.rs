@@ -57,7 +57,9 @@ impl Registration {
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registration").field("pending", &self.slot.f().is_some()).finish()
+        f.debug_struct("Registration")
+            .field("pending", &self.slot.f().is_some())
+            .finish()
     }
 }
 
@@ -67,7 +69,9 @@ fn unlist(node: &Node, slot: &Arc<Slot>) {
     if c.state.load(Ordering::Relaxed) != LIVE {
         return; // the cancel walk took the whole list
     }
-    let Some(list) = g.guarded().callbacks.as_mut() else { return };
+    let Some(list) = g.guarded().callbacks.as_mut() else {
+        return;
+    };
     let i = slot.index.load(Ordering::Relaxed);
     if list.get(i).is_some_and(|s| Arc::ptr_eq(s, slot)) {
         list.swap_remove(i);
@@ -82,9 +86,19 @@ pub(crate) fn register(ctx: &Context, f: Callback) -> Registration {
     let Some(signal) = ctx.signal_ref() else {
         // Never done: keep `f` only so that `stop` reports, as Go's does,
         // that it kept `f` from running.
-        return Registration { slot: Arc::new(Slot { f: Mutex::new(Some(f)), index: AtomicUsize::new(0), node: None }) };
+        return Registration {
+            slot: Arc::new(Slot {
+                f: Mutex::new(Some(f)),
+                index: AtomicUsize::new(0),
+                node: None,
+            }),
+        };
     };
-    let slot = Arc::new(Slot { f: Mutex::new(Some(f)), index: AtomicUsize::new(0), node: Some(signal.clone()) });
+    let slot = Arc::new(Slot {
+        f: Mutex::new(Some(f)),
+        index: AtomicUsize::new(0),
+        node: Some(signal.clone()),
+    });
     let c = signal.cancel_part();
     let mut g = c.lock();
     if c.state.load(Ordering::Relaxed) == LIVE {
@@ -125,12 +139,14 @@ fn spawn<F: FnOnce() + Send + 'static>(f: F) {
     // If no thread can be started, run `f` here rather than lose it.
     let cell = Arc::new(Mutex::new(Some(f)));
     let theirs = cell.clone();
-    let started = std::thread::Builder::new().name("polyctx-after-func".into()).spawn(move || {
-        let f = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(f) = f {
-            f();
-        }
-    });
+    let started = std::thread::Builder::new()
+        .name("polyctx-after-func".into())
+        .spawn(move || {
+            let f = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(f) = f {
+                f();
+            }
+        });
     if started.is_err() {
         let f = cell.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(f) = f {

@@ -231,7 +231,11 @@ impl CancelFunc {
 
 impl std::fmt::Debug for CancelFunc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("CancelFunc").field(&crate::Context { node: self.node.clone() }).finish()
+        f.debug_tuple("CancelFunc")
+            .field(&crate::Context {
+                node: self.node.clone(),
+            })
+            .finish()
     }
 }
 
@@ -272,6 +276,10 @@ impl CancelCauseFunc {
 
 impl std::fmt::Debug for CancelCauseFunc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("CancelCauseFunc").field(&crate::Context { node: self.node.clone() }).finish()
+        f.debug_tuple("CancelCauseFunc")
+            .field(&crate::Context {
+                node: self.node.clone(),
+            })
+            .finish()
     }
 }

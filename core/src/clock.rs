@@ -36,7 +36,10 @@ struct Anchor {
     ns: u64,
 }
 
-static ANCHOR: LazyLock<Anchor> = LazyLock::new(|| Anchor { instant: Instant::now(), ns: now_ns() });
+static ANCHOR: LazyLock<Anchor> = LazyLock::new(|| Anchor {
+    instant: Instant::now(),
+    ns: now_ns(),
+});
 
 /// The deadline in nanoseconds for an `Instant`, saturating into `0..=MAX_DEADLINE_NS`.
 pub fn from_instant(instant: Instant) -> u64 {

@@ -36,13 +36,17 @@ impl Context {
     /// The root of every tree: never done, no deadline, no values (Go's
     /// `context.Background()`). Does not allocate.
     pub fn background() -> Context {
-        Context { node: NodeRef::from_static(&BACKGROUND) }
+        Context {
+            node: NodeRef::from_static(&BACKGROUND),
+        }
     }
 
     /// A placeholder root for code not yet given a context (Go's
     /// `context.TODO()`); behaves exactly like [`Context::background`].
     pub fn todo() -> Context {
-        Context { node: NodeRef::from_static(&TODO) }
+        Context {
+            node: NodeRef::from_static(&TODO),
+        }
     }
 
     /// True once the context is done (canceled or past its deadline). One
@@ -89,7 +93,10 @@ impl Context {
     /// A future that completes when the context is done (never, for a
     /// context that cannot be canceled). Works on any executor.
     pub fn done(&self) -> Done {
-        Done { signal: self.node.signal_ref(), listener: None }
+        Done {
+            signal: self.node.signal_ref(),
+            listener: None,
+        }
     }
 
     /// Blocks the thread until the context is done. Blocks forever on a
@@ -186,7 +193,9 @@ impl Future for Done {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let Some(signal) = &this.signal else { return Poll::Pending };
+        let Some(signal) = &this.signal else {
+            return Poll::Pending;
+        };
         let c = signal.cancel_part();
         loop {
             if c.state.load(std::sync::atomic::Ordering::Acquire) != LIVE {
@@ -209,7 +218,9 @@ impl Future for Done {
 
 impl std::fmt::Debug for Done {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Done").field("listening", &self.listener.is_some()).finish()
+        f.debug_struct("Done")
+            .field("listening", &self.listener.is_some())
+            .finish()
     }
 }
 
@@ -278,15 +289,23 @@ fn deadline_child(parent: &Context, at: u64, cause: Option<Cause>) -> (Context, 
 /// auth principals), not for optional parameters.
 pub fn with_value<T: Send + Sync + 'static>(parent: &Context, key: &Key<T>, value: T) -> Context {
     let signal = parent.node.signal().map(NonNull::from);
-    let kind = Kind::Value(ValueNode { signal, key: key.id().clone(), value: Box::new(value) });
-    Context { node: NodeRef::new(Some(parent.node.clone()), kind) }
+    let kind = Kind::Value(ValueNode {
+        signal,
+        key: key.id().clone(),
+        value: Box::new(value),
+    });
+    Context {
+        node: NodeRef::new(Some(parent.node.clone()), kind),
+    }
 }
 
 /// A child of `parent` that keeps its values but is never canceled: no
 /// deadline, no error, no cause (Go's `WithoutCancel`). For work that must
 /// outlive the request, such as a final audit log write.
 pub fn without_cancel(parent: &Context) -> Context {
-    Context { node: NodeRef::new(Some(parent.node.clone()), Kind::WithoutCancel) }
+    Context {
+        node: NodeRef::new(Some(parent.node.clone()), Kind::WithoutCancel),
+    }
 }
 
 /// Why `ctx` is done: the cause given to the first cancellation of it or an

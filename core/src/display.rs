@@ -25,7 +25,11 @@ impl fmt::Display for Context {
                 Kind::Value(v) => write!(f, ".WithValue({}, {})", v.key.name(), describe(&*v.value))?,
                 Kind::Cancel(c) if c.own_deadline => {
                     let now = clock::now_ns();
-                    let (sign, ns) = if c.deadline >= now { ("", c.deadline - now) } else { ("-", now - c.deadline) };
+                    let (sign, ns) = if c.deadline >= now {
+                        ("", c.deadline - now)
+                    } else {
+                        ("-", now - c.deadline)
+                    };
                     write!(f, ".WithDeadline([{sign}{:?}])", std::time::Duration::from_nanos(ns))?
                 }
                 Kind::Cancel(_) => f.write_str(".WithCancel")?,

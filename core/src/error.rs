@@ -53,13 +53,19 @@ impl Cause {
 
     /// A cause carrying only a message, like Go's `errors.New(message)`.
     pub fn msg(message: impl Into<String>) -> Self {
-        Cause::new(Message { text: message.into(), code: None })
+        Cause::new(Message {
+            text: message.into(),
+            code: None,
+        })
     }
 
     /// A cause carrying a message and an application-defined integer code
     /// (the form C callers use).
     pub fn with_code(message: impl Into<String>, code: i64) -> Self {
-        Cause::new(Message { text: message.into(), code: Some(code) })
+        Cause::new(Message {
+            text: message.into(),
+            code: Some(code),
+        })
     }
 
     /// The underlying error, if it is an `E`.

@@ -106,7 +106,9 @@ pub(crate) struct CancelNode {
 pub(crate) struct Guarded {
     /// Head of the intrusive list of live cancelable children.
     pub(crate) children: Option<NonNull<Node>>,
-    /// Pending on-done callbacks; boxed because most contexts never have one.
+    /// Pending on-done callbacks; boxed because most contexts never have
+    /// one, and a box is one word where a `Vec` is three.
+    #[allow(clippy::box_collection)]
     pub(crate) callbacks: Option<Box<Vec<Arc<Slot>>>>,
 }
 
@@ -132,7 +134,11 @@ impl std::panic::UnwindSafe for Node {}
 
 impl Node {
     pub(crate) const fn root(kind: Kind) -> Node {
-        Node { refs: AtomicUsize::new(0), parent: None, kind }
+        Node {
+            refs: AtomicUsize::new(0),
+            parent: None,
+            kind,
+        }
     }
 
     fn is_static(&self) -> bool {
@@ -193,7 +199,10 @@ impl CancelNode {
         // No user code runs under this lock (invariant 5), so a poisoned lock
         // can only follow a polyctx bug that already panicked; carry on.
         let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        Locked { node: self, _guard: guard }
+        Locked {
+            node: self,
+            _guard: guard,
+        }
     }
 
     /// The cause recorded when this node became done; `None` while live or
@@ -258,7 +267,11 @@ unsafe impl Sync for NodeRef {}
 
 impl NodeRef {
     pub(crate) fn new(parent: Option<NodeRef>, kind: Kind) -> NodeRef {
-        let node = Box::new(Node { refs: AtomicUsize::new(1), parent, kind });
+        let node = Box::new(Node {
+            refs: AtomicUsize::new(1),
+            parent,
+            kind,
+        });
         NodeRef(NonNull::from(Box::leak(node)))
     }
 
@@ -285,6 +298,10 @@ impl NodeRef {
                 Err(actual) => n = actual,
             }
         }
+    }
+
+    pub(crate) fn as_ptr(&self) -> NonNull<Node> {
+        self.0
     }
 
     /// Takes over the count owned by a pointer from `as_ptr` on a forgotten `NodeRef`.
@@ -389,7 +406,12 @@ mod tests {
     fn node_stays_small() {
         // A cancelable context is one allocation of this size; see the
         // memory figures in the README before growing it.
-        eprintln!("Node {} CancelNode {} ValueNode {}", std::mem::size_of::<Node>(), std::mem::size_of::<CancelNode>(), std::mem::size_of::<ValueNode>());
+        eprintln!(
+            "Node {} CancelNode {} ValueNode {}",
+            std::mem::size_of::<Node>(),
+            std::mem::size_of::<CancelNode>(),
+            std::mem::size_of::<ValueNode>()
+        );
         assert!(std::mem::size_of::<Node>() <= 96);
     }
 }

@@ -49,7 +49,10 @@ struct Entry {
 unsafe impl Send for Entry {}
 
 static TIMER: Timer = Timer {
-    heap: Mutex::new(Heap { entries: Vec::new(), thread_running: false }),
+    heap: Mutex::new(Heap {
+        entries: Vec::new(),
+        thread_running: false,
+    }),
     wake: Condvar::new(),
 };
 
@@ -60,8 +63,14 @@ static NEEDS_THREAD: AtomicBool = AtomicBool::new(false);
 pub(crate) fn insert(node: &Node, at: u64) {
     install_fork_handlers();
     let mut heap = lock();
-    assert!(heap.entries.len() < NOT_QUEUED as usize, "polyctx: too many live deadlines");
-    heap.entries.push(Entry { at, node: NonNull::from(node) });
+    assert!(
+        heap.entries.len() < NOT_QUEUED as usize,
+        "polyctx: too many live deadlines"
+    );
+    heap.entries.push(Entry {
+        at,
+        node: NonNull::from(node),
+    });
     let last = heap.entries.len() - 1;
     heap.sift_up(last);
     // A concurrent cancel may have run between the node's creation and this
@@ -192,7 +201,11 @@ impl Heap {
                 break;
             }
             let right = left + 1;
-            let child = if right < n && self.entries[right].at < self.entries[left].at { right } else { left };
+            let child = if right < n && self.entries[right].at < self.entries[left].at {
+                right
+            } else {
+                left
+            };
             if self.entries[child].at >= entry.at {
                 break;
             }

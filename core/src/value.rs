@@ -36,7 +36,10 @@ impl KeyId {
 impl<T> Key<T> {
     /// A new key, distinct from every other key.
     pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
-        Key { id: Arc::new(KeyId { name: name.into() }), _type: PhantomData }
+        Key {
+            id: Arc::new(KeyId { name: name.into() }),
+            _type: PhantomData,
+        }
     }
 
     /// The name given at creation.
@@ -51,7 +54,10 @@ impl<T> Key<T> {
 
 impl<T> Clone for Key<T> {
     fn clone(&self) -> Self {
-        Key { id: self.id.clone(), _type: PhantomData }
+        Key {
+            id: self.id.clone(),
+            _type: PhantomData,
+        }
     }
 }
 

@@ -41,7 +41,8 @@ fn called_immediately_when_already_done() {
     cancel.cancel();
     let (tx, rx) = mpsc::channel();
     let stop = after_func(&ctx, move || tx.send(()).unwrap());
-    rx.recv_timeout(PATIENCE).expect("not called for an already-canceled context");
+    rx.recv_timeout(PATIENCE)
+        .expect("not called for an already-canceled context");
     assert!(!stop.stop());
 }
 
@@ -170,7 +171,8 @@ fn pending_callback_keeps_context_reachable_from_its_parent() {
     } // every handle to `child` dropped; only its after-func remains
     assert_eq!(stats::children(&parent), 1);
     cancel.cancel();
-    rx.recv_timeout(PATIENCE).expect("parent's cancel must still reach the after-func");
+    rx.recv_timeout(PATIENCE)
+        .expect("parent's cancel must still reach the after-func");
 }
 
 #[test]

@@ -82,7 +82,12 @@ fn parent_finishes_child() {
     let value_child = with_value(&parent, &Key::new("key"), "value");
     let (timer_child, _stop2) = with_timeout(&value_child, FOREVER);
     let after = after_func(&parent, || {});
-    for (c, n) in [(&parent, "parent"), (&cancel_child, "cancel"), (&value_child, "value"), (&timer_child, "timer")] {
+    for (c, n) in [
+        (&parent, "parent"),
+        (&cancel_child, "cancel"),
+        (&value_child, "value"),
+        (&timer_child, "timer"),
+    ] {
         assert_live(c, n);
     }
     // Both cancelable children hang directly off the parent (the timer child
@@ -93,7 +98,12 @@ fn parent_finishes_child() {
     cancel.cancel();
     assert_eq!(stats::children(&parent), 0, "cancel must clear the child list");
     assert_eq!(stats::pending_callbacks(&parent), 0);
-    for (c, n) in [(&parent, "parent"), (&cancel_child, "cancel"), (&value_child, "value"), (&timer_child, "timer")] {
+    for (c, n) in [
+        (&parent, "parent"),
+        (&cancel_child, "cancel"),
+        (&value_child, "value"),
+        (&timer_child, "timer"),
+    ] {
         assert_done(c, Error::Canceled, n);
     }
     assert!(!after.stop(), "after-func started by the cancel");
@@ -148,7 +158,11 @@ fn deadline_expires() {
     let (c, _cancel) = with_deadline(&Context::background(), start + Duration::from_millis(50));
     assert!(c.to_string().starts_with("context.Background.WithDeadline(["), "{c}");
     assert!(c.wait_timeout(PATIENCE), "deadline never fired");
-    assert!(start.elapsed() >= Duration::from_millis(50), "fired early: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(50),
+        "fired early: {:?}",
+        start.elapsed()
+    );
     assert_done(&c, Error::DeadlineExceeded, "c");
 
     // A later deadline under an earlier one is the earlier one.
@@ -183,7 +197,10 @@ fn timeout_expires() {
     assert!(c.wait_timeout(PATIENCE));
     assert!(Instant::now() >= deadline);
     assert_done(&c, Error::DeadlineExceeded, "c");
-    assert_eq!(cause(&c).and_then(|c| c.as_context_error()), Some(Error::DeadlineExceeded));
+    assert_eq!(
+        cause(&c).and_then(|c| c.as_context_error()),
+        Some(Error::DeadlineExceeded)
+    );
 }
 
 // Go: TestCanceledTimeout
@@ -317,7 +334,11 @@ fn layers() {
                     cancels.push(cancel);
                 }
                 _ => {
-                    let d = if test_timeout && !has_timeout { Duration::from_millis(20) } else { FOREVER };
+                    let d = if test_timeout && !has_timeout {
+                        Duration::from_millis(20)
+                    } else {
+                        FOREVER
+                    };
                     has_timeout |= test_timeout;
                     let (c, cancel) = with_timeout(&ctx, d);
                     ctx = c;
@@ -389,106 +410,191 @@ fn cause_table() {
     let finished_early = || Cause::msg("finishedEarly");
     type Case = (&'static str, Box<dyn Fn() -> Context>, Option<Error>, &'static str);
     let cases: Vec<Case> = vec![
-        ("Background", Box::new(move || bg()), None, "<none>"),
+        ("Background", Box::new(Context::background), None, "<none>"),
         ("TODO", Box::new(Context::todo), None, "<none>"),
-        ("WithCancel", Box::new(move || {
-            let (c, cancel) = with_cancel(&bg());
-            cancel.cancel();
-            c
-        }), Some(Error::Canceled), "context canceled"),
-        ("WithCancelCause", Box::new(move || {
-            let (c, cancel) = with_cancel_cause(&bg());
-            cancel.cancel(Some(parent_cause()));
-            c
-        }), Some(Error::Canceled), "parentCause"),
-        ("WithCancelCause nil", Box::new(move || {
-            let (c, cancel) = with_cancel_cause(&bg());
-            cancel.cancel(None);
-            c
-        }), Some(Error::Canceled), "context canceled"),
-        ("parent cause before child", Box::new(move || {
-            let (p, pc) = with_cancel_cause(&bg());
-            let (c, cc) = with_cancel_cause(&p);
-            pc.cancel(Some(parent_cause()));
-            cc.cancel(Some(child_cause()));
-            c
-        }), Some(Error::Canceled), "parentCause"),
-        ("parent cause after child", Box::new(move || {
-            let (p, pc) = with_cancel_cause(&bg());
-            let (c, cc) = with_cancel_cause(&p);
-            cc.cancel(Some(child_cause()));
-            pc.cancel(Some(parent_cause()));
-            c
-        }), Some(Error::Canceled), "childCause"),
-        ("parent cause before nil", Box::new(move || {
-            let (p, pc) = with_cancel_cause(&bg());
-            let (c, cc) = with_cancel(&p);
-            pc.cancel(Some(parent_cause()));
-            cc.cancel();
-            c
-        }), Some(Error::Canceled), "parentCause"),
-        ("parent cause after nil", Box::new(move || {
-            let (p, pc) = with_cancel_cause(&bg());
-            let (c, cc) = with_cancel(&p);
-            cc.cancel();
-            pc.cancel(Some(parent_cause()));
-            c
-        }), Some(Error::Canceled), "context canceled"),
-        ("child cause after nil", Box::new(move || {
-            let (p, pc) = with_cancel_cause(&bg());
-            let (c, cc) = with_cancel_cause(&p);
-            pc.cancel(None);
-            cc.cancel(Some(child_cause()));
-            c
-        }), Some(Error::Canceled), "context canceled"),
-        ("child cause before nil", Box::new(move || {
-            let (p, pc) = with_cancel_cause(&bg());
-            let (c, cc) = with_cancel_cause(&p);
-            cc.cancel(Some(child_cause()));
-            pc.cancel(None);
-            c
-        }), Some(Error::Canceled), "childCause"),
-        ("WithTimeout", Box::new(move || {
-            let (c, _) = with_timeout(&bg(), Duration::ZERO);
-            c
-        }), Some(Error::DeadlineExceeded), "context deadline exceeded"),
-        ("WithTimeout canceled", Box::new(move || {
-            let (c, cancel) = with_timeout(&bg(), FOREVER);
-            cancel.cancel();
-            c
-        }), Some(Error::Canceled), "context canceled"),
-        ("WithTimeoutCause", Box::new(move || {
-            let (c, _) = with_timeout_cause(&bg(), Duration::ZERO, too_slow());
-            c
-        }), Some(Error::DeadlineExceeded), "tooSlow"),
-        ("WithTimeoutCause canceled", Box::new(move || {
-            let (c, cancel) = with_timeout_cause(&bg(), FOREVER, too_slow());
-            cancel.cancel();
-            c
-        }), Some(Error::Canceled), "context canceled"),
-        ("WithTimeoutCause stacked", Box::new(move || {
-            let (p, pc) = with_cancel_cause(&bg());
-            let (c, _) = with_timeout_cause(&p, Duration::ZERO, too_slow());
-            pc.cancel(Some(finished_early()));
-            c
-        }), Some(Error::DeadlineExceeded), "tooSlow"),
-        ("WithTimeoutCause stacked canceled", Box::new(move || {
-            let (p, pc) = with_cancel_cause(&bg());
-            let (c, _) = with_timeout_cause(&p, FOREVER, too_slow());
-            pc.cancel(Some(finished_early()));
-            c
-        }), Some(Error::Canceled), "finishedEarly"),
+        (
+            "WithCancel",
+            Box::new(move || {
+                let (c, cancel) = with_cancel(&bg());
+                cancel.cancel();
+                c
+            }),
+            Some(Error::Canceled),
+            "context canceled",
+        ),
+        (
+            "WithCancelCause",
+            Box::new(move || {
+                let (c, cancel) = with_cancel_cause(&bg());
+                cancel.cancel(Some(parent_cause()));
+                c
+            }),
+            Some(Error::Canceled),
+            "parentCause",
+        ),
+        (
+            "WithCancelCause nil",
+            Box::new(move || {
+                let (c, cancel) = with_cancel_cause(&bg());
+                cancel.cancel(None);
+                c
+            }),
+            Some(Error::Canceled),
+            "context canceled",
+        ),
+        (
+            "parent cause before child",
+            Box::new(move || {
+                let (p, pc) = with_cancel_cause(&bg());
+                let (c, cc) = with_cancel_cause(&p);
+                pc.cancel(Some(parent_cause()));
+                cc.cancel(Some(child_cause()));
+                c
+            }),
+            Some(Error::Canceled),
+            "parentCause",
+        ),
+        (
+            "parent cause after child",
+            Box::new(move || {
+                let (p, pc) = with_cancel_cause(&bg());
+                let (c, cc) = with_cancel_cause(&p);
+                cc.cancel(Some(child_cause()));
+                pc.cancel(Some(parent_cause()));
+                c
+            }),
+            Some(Error::Canceled),
+            "childCause",
+        ),
+        (
+            "parent cause before nil",
+            Box::new(move || {
+                let (p, pc) = with_cancel_cause(&bg());
+                let (c, cc) = with_cancel(&p);
+                pc.cancel(Some(parent_cause()));
+                cc.cancel();
+                c
+            }),
+            Some(Error::Canceled),
+            "parentCause",
+        ),
+        (
+            "parent cause after nil",
+            Box::new(move || {
+                let (p, pc) = with_cancel_cause(&bg());
+                let (c, cc) = with_cancel(&p);
+                cc.cancel();
+                pc.cancel(Some(parent_cause()));
+                c
+            }),
+            Some(Error::Canceled),
+            "context canceled",
+        ),
+        (
+            "child cause after nil",
+            Box::new(move || {
+                let (p, pc) = with_cancel_cause(&bg());
+                let (c, cc) = with_cancel_cause(&p);
+                pc.cancel(None);
+                cc.cancel(Some(child_cause()));
+                c
+            }),
+            Some(Error::Canceled),
+            "context canceled",
+        ),
+        (
+            "child cause before nil",
+            Box::new(move || {
+                let (p, pc) = with_cancel_cause(&bg());
+                let (c, cc) = with_cancel_cause(&p);
+                cc.cancel(Some(child_cause()));
+                pc.cancel(None);
+                c
+            }),
+            Some(Error::Canceled),
+            "childCause",
+        ),
+        (
+            "WithTimeout",
+            Box::new(move || {
+                let (c, _) = with_timeout(&bg(), Duration::ZERO);
+                c
+            }),
+            Some(Error::DeadlineExceeded),
+            "context deadline exceeded",
+        ),
+        (
+            "WithTimeout canceled",
+            Box::new(move || {
+                let (c, cancel) = with_timeout(&bg(), FOREVER);
+                cancel.cancel();
+                c
+            }),
+            Some(Error::Canceled),
+            "context canceled",
+        ),
+        (
+            "WithTimeoutCause",
+            Box::new(move || {
+                let (c, _) = with_timeout_cause(&bg(), Duration::ZERO, too_slow());
+                c
+            }),
+            Some(Error::DeadlineExceeded),
+            "tooSlow",
+        ),
+        (
+            "WithTimeoutCause canceled",
+            Box::new(move || {
+                let (c, cancel) = with_timeout_cause(&bg(), FOREVER, too_slow());
+                cancel.cancel();
+                c
+            }),
+            Some(Error::Canceled),
+            "context canceled",
+        ),
+        (
+            "WithTimeoutCause stacked",
+            Box::new(move || {
+                let (p, pc) = with_cancel_cause(&bg());
+                let (c, _) = with_timeout_cause(&p, Duration::ZERO, too_slow());
+                pc.cancel(Some(finished_early()));
+                c
+            }),
+            Some(Error::DeadlineExceeded),
+            "tooSlow",
+        ),
+        (
+            "WithTimeoutCause stacked canceled",
+            Box::new(move || {
+                let (p, pc) = with_cancel_cause(&bg());
+                let (c, _) = with_timeout_cause(&p, FOREVER, too_slow());
+                pc.cancel(Some(finished_early()));
+                c
+            }),
+            Some(Error::Canceled),
+            "finishedEarly",
+        ),
         ("WithoutCancel", Box::new(move || without_cancel(&bg())), None, "<none>"),
-        ("WithoutCancel canceled", Box::new(move || {
-            let (p, pc) = with_cancel_cause(&bg());
-            let c = without_cancel(&p);
-            pc.cancel(Some(parent_cause()));
-            c
-        }), None, "<none>"),
-        ("WithoutCancel timeout", Box::new(move || {
-            let (p, _pc) = with_timeout_cause(&bg(), Duration::ZERO, too_slow());
-            without_cancel(&p)
-        }), None, "<none>"),
+        (
+            "WithoutCancel canceled",
+            Box::new(move || {
+                let (p, pc) = with_cancel_cause(&bg());
+                let c = without_cancel(&p);
+                pc.cancel(Some(parent_cause()));
+                c
+            }),
+            None,
+            "<none>",
+        ),
+        (
+            "WithoutCancel timeout",
+            Box::new(move || {
+                let (p, _pc) = with_timeout_cause(&bg(), Duration::ZERO, too_slow());
+                without_cancel(&p)
+            }),
+            None,
+            "<none>",
+        ),
     ];
     for (name, make, err, want_cause) in cases {
         let c = make();
@@ -553,7 +659,10 @@ fn err_implies_done() {
         assert!(c.is_done(), "err set but not done");
         assert!(c.wait_timeout(Duration::ZERO), "err set but a wait blocks");
         t.join().unwrap();
-        assert!(done.load(Ordering::SeqCst), "on-done callback ran before cancel returned");
+        assert!(
+            done.load(Ordering::SeqCst),
+            "on-done callback ran before cancel returned"
+        );
     }
 }
 

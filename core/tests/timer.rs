@@ -30,7 +30,9 @@ fn entries_leave_on_cancel_and_drop() {
 
     // Cancelling a parent disarms every descendant's timer.
     let (root, cancel_root) = with_cancel(&Context::background());
-    let kids: Vec<_> = (0..100).map(|i| with_timeout(&root, HOUR + Duration::from_secs(i))).collect();
+    let kids: Vec<_> = (0..100)
+        .map(|i| with_timeout(&root, HOUR + Duration::from_secs(i)))
+        .collect();
     assert_eq!(stats::pending_deadlines(), 100);
     cancel_root.cancel();
     assert_eq!(stats::pending_deadlines(), 0);
@@ -111,6 +113,9 @@ fn deadlines_work_in_a_forked_child() {
     let mut status = 0;
     // SAFETY: `pid` is our child; `status` is a valid out-pointer.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "deadlines failed in the forked child");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "deadlines failed in the forked child"
+    );
     assert!(inherited.wait_timeout(PATIENCE));
 }
