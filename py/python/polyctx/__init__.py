@@ -1,0 +1,58 @@
+"""Go's `context` for Python: cancellation trees, deadlines, causes and
+request-scoped values, shared with Rust, C and Node code in the same process.
+
+    ctx, cancel = polyctx.with_timeout(polyctx.current(), 2.0)
+    async with polyctx.scope(ctx):   # cancels this task when ctx is done
+        ...
+
+The model lives in the Rust core (`polyctx._native`); this package adds the
+asyncio glue (`scope`, `current`, `await ctx.done()`).
+"""
+
+from __future__ import annotations
+
+from ._asyncio import current, scope
+from ._errors import Canceled, ContextError, DeadlineExceeded, ForeignCause
+from ._native import (
+    CancelCauseFunc,
+    CancelFunc,
+    CancelPair,
+    Context,
+    Key,
+    StopFunc,
+    after_func,
+    background,
+    cause,
+    todo,
+    with_cancel,
+    with_cancel_cause,
+    with_deadline,
+    with_timeout,
+    with_value,
+    without_cancel,
+)
+
+__all__ = [
+    "CancelCauseFunc",
+    "CancelFunc",
+    "CancelPair",
+    "Canceled",
+    "Context",
+    "ContextError",
+    "DeadlineExceeded",
+    "ForeignCause",
+    "Key",
+    "StopFunc",
+    "after_func",
+    "background",
+    "cause",
+    "current",
+    "scope",
+    "todo",
+    "with_cancel",
+    "with_cancel_cause",
+    "with_deadline",
+    "with_timeout",
+    "with_value",
+    "without_cancel",
+]

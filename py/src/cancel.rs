@@ -1,0 +1,216 @@
+//! Cancel functions, the `(ctx, cancel)` pair the `with_*` functions return,
+//! and the runtime lostcancel check: a cancel function garbage-collected
+//! without having been called warns, naming where its context was created.
+
+use std::ffi::{c_int, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::exceptions::{PyIndexError, PyResourceWarning};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::cause::cause_from_py;
+use crate::context::Context;
+
+/// Where a context was created: the caller's code object and line.
+pub(crate) struct Origin {
+    code: Py<PyAny>,
+    line: c_int,
+}
+
+extern "C" {
+    // In the C API since 3.9 (the limited API lists it from 3.10 on); it is
+    // what `frame.f_code` reads, without an attribute lookup.
+    fn PyFrame_GetCode(frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject;
+}
+
+impl Origin {
+    /// The innermost Python frame, if the caller is Python code. Costs a
+    /// reference count and a line-number lookup, no allocation.
+    pub(crate) fn capture(py: Python<'_>) -> Option<Origin> {
+        // SAFETY: attached to the interpreter; the frame is borrowed and used
+        // before anything can run that would free it.
+        unsafe {
+            let frame = ffi::PyEval_GetFrame();
+            if frame.is_null() {
+                return None;
+            }
+            let code = Bound::from_owned_ptr_or_opt(py, PyFrame_GetCode(frame))?;
+            Some(Origin {
+                code: code.unbind(),
+                line: ffi::PyFrame_GetLineNumber(frame),
+            })
+        }
+    }
+
+    fn filename(&self, py: Python<'_>) -> String {
+        self.code
+            .bind(py)
+            .getattr(pyo3::intern!(py, "co_filename"))
+            .and_then(|f| f.extract::<String>())
+            .unwrap_or_else(|_| "<unknown>".into())
+    }
+}
+
+enum Func {
+    Plain(polyctx::CancelFunc),
+    Cause(polyctx::CancelCauseFunc),
+}
+
+/// State shared by both cancel function classes.
+pub(crate) struct Cancel {
+    func: Func,
+    called: AtomicBool,
+    origin: Option<Origin>,
+}
+
+impl Cancel {
+    fn cancel(&self, cause: Option<polyctx::Cause>) {
+        self.called.store(true, Ordering::Relaxed);
+        match &self.func {
+            Func::Plain(f) => f.cancel(),
+            Func::Cause(f) => f.cancel(cause),
+        }
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        if self.called.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(origin) = &self.origin else { return };
+        // SAFETY: pyclass values are dropped in `tp_dealloc`, attached.
+        let py = unsafe { Python::assume_attached() };
+        warn_lost(py, origin);
+    }
+}
+
+#[cold]
+fn warn_lost(py: Python<'_>, origin: &Origin) {
+    // A deallocation can happen while an exception is being raised: keep it.
+    let pending = PyErr::take(py);
+    let file = origin.filename(py);
+    let text = format!(
+        "cancel function of the context created at {file}:{} was garbage-collected without being called; \
+         call it when the work is done (Go's `defer cancel()`), or use `with polyctx.with_...(...) as (ctx, cancel):`",
+        origin.line
+    );
+    let category = py.get_type::<PyResourceWarning>();
+    if let (Ok(text), Ok(file)) = (CString::new(text), CString::new(file)) {
+        if let Err(e) = PyErr::warn_explicit(py, category.as_any(), &text, &file, origin.line, None, None) {
+            e.write_unraisable(py, None);
+        }
+    }
+    if let Some(e) = pending {
+        e.restore(py);
+    }
+}
+
+/// Cancels its context: `cancel()`. Calling it again does nothing more.
+#[pyclass(frozen, module = "polyctx", name = "CancelFunc")]
+pub(crate) struct CancelFunc(pub(crate) Cancel);
+
+#[pymethods]
+impl CancelFunc {
+    fn __call__(&self) {
+        self.0.cancel(None);
+    }
+
+    fn __repr__(&self) -> String {
+        repr("CancelFunc", &self.0)
+    }
+}
+
+/// Cancels its context with an optional cause: `cancel(cause)`.
+#[pyclass(frozen, module = "polyctx", name = "CancelCauseFunc")]
+pub(crate) struct CancelCauseFunc(pub(crate) Cancel);
+
+#[pymethods]
+impl CancelCauseFunc {
+    #[pyo3(signature = (cause = None, /))]
+    fn __call__(&self, cause: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.0.cancel(cause_from_py(cause)?);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        repr("CancelCauseFunc", &self.0)
+    }
+}
+
+fn repr(class: &str, c: &Cancel) -> String {
+    let called = if c.called.load(Ordering::Relaxed) {
+        " called"
+    } else {
+        ""
+    };
+    format!("<polyctx.{class}{called}>")
+}
+
+pub(crate) fn plain(py: Python<'_>, f: polyctx::CancelFunc) -> Cancel {
+    Cancel {
+        func: Func::Plain(f),
+        called: AtomicBool::new(false),
+        origin: Origin::capture(py),
+    }
+}
+
+pub(crate) fn with_cause(py: Python<'_>, f: polyctx::CancelCauseFunc) -> Cancel {
+    Cancel {
+        func: Func::Cause(f),
+        called: AtomicBool::new(false),
+        origin: Origin::capture(py),
+    }
+}
+
+/// What `with_cancel` and friends return: a `(ctx, cancel)` pair that unpacks
+/// like a tuple and, used with `with`, cancels when the block exits.
+#[pyclass(frozen, sequence, module = "polyctx", name = "CancelPair")]
+pub(crate) struct CancelPair {
+    #[pyo3(get)]
+    pub(crate) context: Py<Context>,
+    /// A `CancelFunc` or `CancelCauseFunc`.
+    #[pyo3(get)]
+    pub(crate) cancel: Py<PyAny>,
+}
+
+#[pymethods]
+impl CancelPair {
+    fn __len__(&self) -> usize {
+        2
+    }
+
+    fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<Py<PyAny>> {
+        match i {
+            0 | -2 => Ok(self.context.clone_ref(py).into_any()),
+            1 | -1 => Ok(self.cancel.clone_ref(py)),
+            _ => Err(PyIndexError::new_err("CancelPair index out of range")),
+        }
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.tuple(py).as_any().try_iter().map(Bound::into_any)
+    }
+
+    fn __enter__<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
+        self.tuple(py)
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.cancel.bind(py).call0()?;
+        Ok(false)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("CancelPair({}, {})", self.context.get().repr(), self.cancel.bind(py))
+    }
+}
+
+impl CancelPair {
+    fn tuple<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
+        PyTuple::new(py, [self.context.clone_ref(py).into_any(), self.cancel.clone_ref(py)]).expect("a two-item tuple")
+    }
+}

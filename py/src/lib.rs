@@ -1,0 +1,32 @@
+//! `polyctx._native`: the polyctx core for Python. The public API, with the
+//! asyncio glue, is the pure-Python package `polyctx` in `python/polyctx/`.
+
+mod after;
+mod cancel;
+mod cause;
+mod context;
+mod waker;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<context::Context>()?;
+    m.add_class::<context::Key>()?;
+    m.add_class::<cancel::CancelFunc>()?;
+    m.add_class::<cancel::CancelCauseFunc>()?;
+    m.add_class::<cancel::CancelPair>()?;
+    m.add_class::<after::StopFunc>()?;
+    m.add_class::<waker::Waker>()?;
+    m.add_function(wrap_pyfunction!(context::background, m)?)?;
+    m.add_function(wrap_pyfunction!(context::todo, m)?)?;
+    m.add_function(wrap_pyfunction!(context::with_cancel, m)?)?;
+    m.add_function(wrap_pyfunction!(context::with_cancel_cause, m)?)?;
+    m.add_function(wrap_pyfunction!(context::with_timeout, m)?)?;
+    m.add_function(wrap_pyfunction!(context::with_deadline, m)?)?;
+    m.add_function(wrap_pyfunction!(context::with_value, m)?)?;
+    m.add_function(wrap_pyfunction!(context::without_cancel, m)?)?;
+    m.add_function(wrap_pyfunction!(context::cause, m)?)?;
+    m.add_function(wrap_pyfunction!(after::after_func, m)?)?;
+    Ok(())
+}

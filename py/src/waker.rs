@@ -1,0 +1,308 @@
+//! Waking an asyncio event loop when contexts are done.
+//!
+//! One `Waker` per event loop: an eventfd (a pipe off Linux) that the loop
+//! watches with `add_reader`, and a queue of integer ids. A context's on-done
+//! callback runs on whichever thread cancels it (any thread, C code, or the
+//! core's timer thread); it only pushes its id and, if the queue was empty,
+//! writes the fd. It touches no Python object and never takes the GIL. On the
+//! loop's thread, `drain` reads the fd, takes the queue, and resolves the
+//! futures or fires the scopes those ids name.
+//!
+//! Ids carry a generation, so an id that arrives after its entry was removed
+//! (a scope that exited while its context was being canceled) finds nothing.
+
+use std::ffi::c_int;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use polyctx::Registration;
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+
+use crate::context::Context;
+
+struct Shared {
+    read_fd: c_int,
+    write_fd: c_int,
+    queue: Mutex<Vec<u64>>,
+}
+
+impl Shared {
+    fn new() -> PyResult<Shared> {
+        let (read_fd, write_fd) = open_fds()?;
+        Ok(Shared {
+            read_fd,
+            write_fd,
+            queue: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Vec<u64>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Called on any thread, without the GIL.
+    fn push(&self, id: u64) {
+        let was_empty = {
+            let mut q = self.queue();
+            q.push(id);
+            q.len() == 1
+        };
+        // Only the first id after a drain writes: the loop reads the fd before
+        // taking the queue, so it never misses one.
+        if was_empty {
+            signal(self.write_fd);
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: the fds are owned by this struct and closed exactly once.
+        unsafe {
+            libc::close(self.read_fd);
+            if self.write_fd != self.read_fd {
+                libc::close(self.write_fd);
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn open_fds() -> PyResult<(c_int, c_int)> {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(PyOSError::new_err(std::io::Error::last_os_error().to_string()));
+    }
+    Ok((fd, fd))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_fds() -> PyResult<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(PyOSError::new_err(std::io::Error::last_os_error().to_string()));
+    }
+    for fd in fds {
+        // SAFETY: fds just opened.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    Ok((fds[0], fds[1]))
+}
+
+fn signal(fd: c_int) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a valid buffer. EAGAIN means the fd is
+    // already readable, which is all this is for.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+fn clear(fd: c_int) {
+    let mut buf = [0u8; 64];
+    // SAFETY: reads into a valid buffer; the fd is non-blocking.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } == buf.len() as isize {}
+}
+
+enum Kind {
+    /// An asyncio future to resolve with None.
+    Future,
+    /// A `polyctx.scope` whose `_fire()` cancels its task.
+    Scope,
+}
+
+struct Entry {
+    kind: Kind,
+    target: Py<PyAny>,
+    registration: Option<Registration>,
+}
+
+#[derive(Default)]
+struct Slab {
+    slots: Vec<(u32, Option<Entry>)>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    fn insert(&mut self, entry: Entry) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((0, None));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.1 = Some(entry);
+        (u64::from(slot.0) << 32) | u64::from(index)
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Entry> {
+        let slot = self.slots.get_mut((id & 0xffff_ffff) as usize)?;
+        if u64::from(slot.0) != id >> 32 {
+            return None;
+        }
+        slot.1.as_mut()
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        let index = (id & 0xffff_ffff) as u32;
+        let slot = self.slots.get_mut(index as usize)?;
+        if u64::from(slot.0) != id >> 32 || slot.1.is_none() {
+            return None;
+        }
+        slot.0 = slot.0.wrapping_add(1);
+        self.free.push(index);
+        slot.1.take()
+    }
+}
+
+/// Wakes one event loop for contexts done on any thread (see the module docs).
+#[pyclass(frozen, module = "polyctx._native")]
+pub(crate) struct Waker {
+    shared: Arc<Shared>,
+    slab: Mutex<Slab>,
+}
+
+impl Waker {
+    fn slab(&self) -> MutexGuard<'_, Slab> {
+        self.slab.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn add(&self, ctx: &polyctx::Context, kind: Kind, target: Py<PyAny>) -> u64 {
+        let id = self.slab().insert(Entry {
+            kind,
+            target,
+            registration: None,
+        });
+        let shared = self.shared.clone();
+        // If `ctx` is already done this runs at once, queueing `id` for the
+        // next drain.
+        let registration = ctx.on_done(move || shared.push(id));
+        if let Some(entry) = self.slab().get_mut(id) {
+            entry.registration = Some(registration);
+        }
+        id
+    }
+}
+
+#[pymethods]
+impl Waker {
+    #[new]
+    fn new() -> PyResult<Self> {
+        Ok(Waker {
+            shared: Arc::new(Shared::new()?),
+            slab: Mutex::new(Slab::default()),
+        })
+    }
+
+    /// The fd to watch with `loop.add_reader(fd, waker.drain)`.
+    #[getter]
+    fn fd(&self) -> c_int {
+        self.shared.read_fd
+    }
+
+    /// A future of `loop` resolved when `ctx` is done.
+    fn future<'py>(
+        slf: &Bound<'py, Self>,
+        event_loop: &Bound<'py, PyAny>,
+        ctx: &Bound<'py, Context>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let fut = event_loop.call_method0(pyo3::intern!(py, "create_future"))?;
+        let ctx = &ctx.get().inner;
+        if ctx.is_done() {
+            fut.call_method1(pyo3::intern!(py, "set_result"), (py.None(),))?;
+            return Ok(fut);
+        }
+        let id = slf.get().add(ctx, Kind::Future, fut.clone().unbind());
+        let forget = Forget {
+            waker: slf.clone().unbind(),
+            id,
+        };
+        fut.call_method1(pyo3::intern!(py, "add_done_callback"), (forget,))?;
+        Ok(fut)
+    }
+
+    /// Calls `scope._fire()` on the loop once `ctx` is done; returns an id for `unwatch`.
+    fn watch(&self, ctx: &Bound<'_, Context>, scope: Py<PyAny>) -> u64 {
+        self.add(&ctx.get().inner, Kind::Scope, scope)
+    }
+
+    /// Forgets a `watch`; true if it had not fired yet.
+    fn unwatch(&self, id: u64) -> bool {
+        let entry = self.slab().remove(id);
+        match entry {
+            Some(e) => e.registration.is_some_and(|r| r.stop()),
+            None => false,
+        }
+    }
+
+    /// Resolves what the contexts done since the last drain are waited on by.
+    fn drain(&self, py: Python<'_>) -> PyResult<()> {
+        clear(self.shared.read_fd);
+        let ids = std::mem::take(&mut *self.shared.queue());
+        let mut first_error = None;
+        for id in ids {
+            let entry = self.slab().remove(id);
+            let Some(entry) = entry else { continue };
+            if let Err(e) = fire(py, &entry) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Drops every pending wait: the loop is gone.
+    fn close(&self) {
+        let entries: Vec<Entry> = {
+            let mut slab = self.slab();
+            let slab = &mut *slab;
+            slab.free.clear();
+            slab.slots.drain(..).filter_map(|(_, e)| e).collect()
+        };
+        for e in entries {
+            if let Some(r) = &e.registration {
+                r.stop();
+            }
+        }
+    }
+
+    /// How many futures and scopes wait (for tests).
+    fn __len__(&self) -> usize {
+        self.slab().slots.iter().filter(|(_, e)| e.is_some()).count()
+    }
+}
+
+fn fire(py: Python<'_>, entry: &Entry) -> PyResult<()> {
+    let target = entry.target.bind(py);
+    match entry.kind {
+        Kind::Future => {
+            if !target.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
+                target.call_method1(pyo3::intern!(py, "set_result"), (py.None(),))?;
+            }
+        }
+        Kind::Scope => {
+            target.call_method0(pyo3::intern!(py, "_fire"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A future's done-callback that forgets its wait (when the future was
+/// cancelled, so its context's callback is not kept alive for nothing).
+#[pyclass(frozen, module = "polyctx._native")]
+struct Forget {
+    waker: Py<Waker>,
+    id: u64,
+}
+
+#[pymethods]
+impl Forget {
+    fn __call__(&self, _fut: &Bound<'_, PyAny>) {
+        self.waker.get().unwatch(self.id);
+    }
+}
