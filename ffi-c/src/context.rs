@@ -1,0 +1,385 @@
+//! Contexts: the roots, deriving children, and asking a context about itself.
+
+use std::ffi::{c_char, CStr};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use polyctx::{clock, Cause, Context};
+
+use crate::handle::{self, ctx_cancel_t, ctx_t, Cancel};
+use crate::status::{arg, boundary, ctx_err_t, ctx_status_t, put};
+
+/// The root of every context tree: never done, no deadline, no values (Go's
+/// `context.Background()`). Use it in `main`, at the top of a request, and
+/// in tests.
+///
+/// Returns: never NULL. The background context is immortal: you need not
+/// release it, and `ctx_release`/`ctx_retain` on it are harmless no-ops.
+/// Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_background() -> *mut ctx_t {
+    boundary(|| handle::ctx_into_raw(Context::background()))
+}
+
+/// A placeholder root for code not yet given a context (Go's
+/// `context.TODO()`); behaves exactly like `ctx_background()`, immortal too.
+#[no_mangle]
+pub extern "C" fn ctx_todo() -> *mut ctx_t {
+    boundary(|| handle::ctx_into_raw(Context::todo()))
+}
+
+/// Another reference to `ctx`, to hand to code that will release it on its
+/// own (another thread, a struct that outlives this call).
+///
+/// Returns: `ctx` itself (a handle is its context's address), now owning one
+/// more reference, to be released once with `ctx_release`. NULL if `ctx` is
+/// NULL. Allocates nothing. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_retain(ctx: *const ctx_t) -> *mut ctx_t {
+    boundary(|| {
+        let ctx = arg!(ctx);
+        // SAFETY: the caller owns `ctx` (header contract).
+        let ctx = unsafe { handle::ctx_borrow(ctx) };
+        handle::ctx_into_raw(Context::clone(&ctx))
+    })
+}
+
+/// Releases one reference to `ctx`. The context is freed when its last
+/// reference (including those held by its children, pending
+/// `ctx_after_func`s and `ctx_fd_t`s) is gone; values' destructors run then.
+/// Releasing does not cancel anything.
+///
+/// NULL is ignored, as is `ctx_background()`/`ctx_todo()`. Releasing the same
+/// reference twice is undefined behaviour. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_release(ctx: *mut ctx_t) {
+    boundary(|| {
+        let ctx = arg!(ctx);
+        // SAFETY: the caller gives up the reference it owns (header contract).
+        drop(unsafe { handle::ctx_from_raw(ctx) });
+    })
+}
+
+/// Derives a child of `parent` that is canceled when `ctx_cancel` is called
+/// on `*cancel_out`, or when `parent` is done, whichever comes first (Go's
+/// `WithCancel`). Cancellation flows down the tree, never up.
+///
+/// On `CTX_OK`, `*ctx_out` and `*cancel_out` each own one reference (release
+/// them with `ctx_release` and `ctx_cancel_release`). `parent` stays yours;
+/// the child keeps what it needs of it.
+///
+/// Errors: `CTX_EINVAL` if any pointer is NULL. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_with_cancel(
+    parent: *const ctx_t,
+    ctx_out: *mut *mut ctx_t,
+    cancel_out: *mut *mut ctx_cancel_t,
+) -> ctx_status_t {
+    boundary(|| {
+        let (parent, ctx_out, cancel_out) = (arg!(parent), arg!(ctx_out), arg!(cancel_out));
+        // SAFETY: the caller owns `parent`.
+        let parent = unsafe { handle::ctx_borrow(parent) };
+        let (ctx, cancel) = polyctx::with_cancel(&parent);
+        give(ctx_out, cancel_out, ctx, Cancel::Plain(cancel))
+    })
+}
+
+/// Like `ctx_with_cancel`, but the cancel handle can also record why, with
+/// `ctx_cancel_cause`, which `ctx_cause` then reports (Go's
+/// `WithCancelCause`). `ctx_cancel` on this handle cancels without a cause.
+#[no_mangle]
+pub extern "C" fn ctx_with_cancel_cause(
+    parent: *const ctx_t,
+    ctx_out: *mut *mut ctx_t,
+    cancel_out: *mut *mut ctx_cancel_t,
+) -> ctx_status_t {
+    boundary(|| {
+        let (parent, ctx_out, cancel_out) = (arg!(parent), arg!(ctx_out), arg!(cancel_out));
+        // SAFETY: the caller owns `parent`.
+        let parent = unsafe { handle::ctx_borrow(parent) };
+        let (ctx, cancel) = polyctx::with_cancel_cause(&parent);
+        give(ctx_out, cancel_out, ctx, Cancel::Cause(cancel))
+    })
+}
+
+/// Derives a child of `parent` that is also done `timeout_ns` nanoseconds
+/// from now, with `CTX_ERR_DEADLINE_EXCEEDED` (Go's `WithTimeout`); its
+/// deadline is `ctx_now_ns() + timeout_ns`. A timeout of zero or less makes
+/// a child that is done at once, as in Go. A timeout too large to represent
+/// saturates to a deadline about 292 years after boot. If `parent`'s
+/// deadline is earlier, the child keeps the parent's.
+///
+/// Ownership and errors as for `ctx_with_cancel`. Canceling early (then
+/// releasing the handle) frees the timer at once; do it when the work is done.
+#[no_mangle]
+pub extern "C" fn ctx_with_timeout(
+    parent: *const ctx_t,
+    timeout_ns: i64,
+    ctx_out: *mut *mut ctx_t,
+    cancel_out: *mut *mut ctx_cancel_t,
+) -> ctx_status_t {
+    boundary(|| {
+        let (parent, ctx_out, cancel_out) = (arg!(parent), arg!(ctx_out), arg!(cancel_out));
+        // SAFETY: the caller owns `parent`.
+        let parent = unsafe { handle::ctx_borrow(parent) };
+        let (ctx, cancel) = polyctx::with_timeout(&parent, timeout(timeout_ns));
+        give(ctx_out, cancel_out, ctx, Cancel::Plain(cancel))
+    })
+}
+
+/// Like `ctx_with_timeout`, and when the timeout expires (not when the
+/// context is canceled) its cause becomes the message `msg` with the integer
+/// `code` (Go's `WithTimeoutCause`; see `ctx_cancel_cause` for `msg` and
+/// `code`). Errors: `CTX_EINVAL` also if `msg` is NULL.
+#[no_mangle]
+pub extern "C" fn ctx_with_timeout_cause(
+    parent: *const ctx_t,
+    timeout_ns: i64,
+    msg: *const c_char,
+    code: i64,
+    ctx_out: *mut *mut ctx_t,
+    cancel_out: *mut *mut ctx_cancel_t,
+) -> ctx_status_t {
+    boundary(|| {
+        let (parent, msg, ctx_out, cancel_out) = (arg!(parent), arg!(msg), arg!(ctx_out), arg!(cancel_out));
+        // SAFETY: the caller owns `parent`.
+        let parent = unsafe { handle::ctx_borrow(parent) };
+        let cause = cause_from_c(msg, code);
+        let (ctx, cancel) = polyctx::with_timeout_cause(&parent, timeout(timeout_ns), cause);
+        give(ctx_out, cancel_out, ctx, Cancel::Plain(cancel))
+    })
+}
+
+/// Derives a child of `parent` that is also done at `deadline_ns`, a time on
+/// the clock `ctx_now_ns` reads (Go's `WithDeadline`). A deadline not after
+/// now (including any negative one) makes a child that is done at once;
+/// deadlines beyond about 292 years after boot saturate there. If `parent`'s
+/// deadline is earlier, the child keeps the parent's.
+///
+/// Ownership and errors as for `ctx_with_cancel`.
+#[no_mangle]
+pub extern "C" fn ctx_with_deadline(
+    parent: *const ctx_t,
+    deadline_ns: i64,
+    ctx_out: *mut *mut ctx_t,
+    cancel_out: *mut *mut ctx_cancel_t,
+) -> ctx_status_t {
+    boundary(|| {
+        let (parent, ctx_out, cancel_out) = (arg!(parent), arg!(ctx_out), arg!(cancel_out));
+        // SAFETY: the caller owns `parent`.
+        let parent = unsafe { handle::ctx_borrow(parent) };
+        let (ctx, cancel) = polyctx::with_deadline(&parent, deadline(deadline_ns));
+        give(ctx_out, cancel_out, ctx, Cancel::Plain(cancel))
+    })
+}
+
+/// Like `ctx_with_deadline`, and when the deadline passes (not when the
+/// context is canceled) its cause becomes `msg` with `code` (Go's
+/// `WithDeadlineCause`). Errors: `CTX_EINVAL` also if `msg` is NULL.
+#[no_mangle]
+pub extern "C" fn ctx_with_deadline_cause(
+    parent: *const ctx_t,
+    deadline_ns: i64,
+    msg: *const c_char,
+    code: i64,
+    ctx_out: *mut *mut ctx_t,
+    cancel_out: *mut *mut ctx_cancel_t,
+) -> ctx_status_t {
+    boundary(|| {
+        let (parent, msg, ctx_out, cancel_out) = (arg!(parent), arg!(msg), arg!(ctx_out), arg!(cancel_out));
+        // SAFETY: the caller owns `parent`.
+        let parent = unsafe { handle::ctx_borrow(parent) };
+        let cause = cause_from_c(msg, code);
+        let (ctx, cancel) = polyctx::with_deadline_cause(&parent, deadline(deadline_ns), cause);
+        give(ctx_out, cancel_out, ctx, Cancel::Plain(cancel))
+    })
+}
+
+/// Derives a child of `parent` that keeps its values but is never done: no
+/// deadline, no error, no cause, whatever happens to `parent` (Go's
+/// `WithoutCancel`). For work that must outlive the request, such as a final
+/// audit write.
+///
+/// On `CTX_OK`, `*out` owns one reference. Errors: `CTX_EINVAL` if a pointer
+/// is NULL. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_without_cancel(parent: *const ctx_t, out: *mut *mut ctx_t) -> ctx_status_t {
+    boundary(|| {
+        let (parent, out) = (arg!(parent), arg!(out));
+        // SAFETY: the caller owns `parent`.
+        let parent = unsafe { handle::ctx_borrow(parent) };
+        put(out, handle::ctx_into_raw(polyctx::without_cancel(&parent)));
+        ctx_status_t::CTX_OK
+    })
+}
+
+/// Why `ctx` is done: `CTX_ERR_NONE` while it is live, then
+/// `CTX_ERR_CANCELED` or `CTX_ERR_DEADLINE_EXCEEDED` for ever (Go's `Err`).
+/// One atomic load; never blocks. `CTX_ERR_INVALID` if `ctx` is NULL.
+/// Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_err(ctx: *const ctx_t) -> ctx_err_t {
+    boundary(|| {
+        let ctx = arg!(ctx);
+        // SAFETY: the caller owns `ctx`.
+        unsafe { handle::ctx_borrow(ctx) }.err().into()
+    })
+}
+
+/// True once `ctx` is done (canceled or past its deadline); exactly when
+/// `ctx_err` stops returning `CTX_ERR_NONE`. One atomic load; never blocks.
+/// True also if `ctx` is NULL, so a worker loop given NULL stops. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_is_done(ctx: *const ctx_t) -> bool {
+    boundary(|| {
+        let ctx = arg!(ctx);
+        // SAFETY: the caller owns `ctx`.
+        unsafe { handle::ctx_borrow(ctx) }.is_done()
+    })
+}
+
+/// When `ctx` will be done by itself, on the `ctx_now_ns` clock (Go's
+/// `Deadline`): its own deadline or the earliest of its ancestors'.
+///
+/// Returns `CTX_OK` and writes `*out`, or `CTX_ENODEADLINE` (leaving `*out`
+/// alone) if it has none. Errors: `CTX_EINVAL` if a pointer is NULL.
+/// Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_deadline(ctx: *const ctx_t, out: *mut i64) -> ctx_status_t {
+    boundary(|| {
+        let (ctx, out) = (arg!(ctx), arg!(out));
+        // SAFETY: the caller owns `ctx`.
+        let ctx = unsafe { handle::ctx_borrow(ctx) };
+        match ctx.deadline_ns() {
+            Some(ns) => {
+                put(out, i64::try_from(ns).unwrap_or(i64::MAX));
+                ctx_status_t::CTX_OK
+            }
+            None => ctx_status_t::CTX_ENODEADLINE,
+        }
+    })
+}
+
+/// Why `ctx` is done, in words (Go's `context.Cause`): the cause given to
+/// the first cancellation of `ctx` or an ancestor (`ctx_cancel_cause`, or a
+/// `*_cause` deadline that passed), or else the error's own text,
+/// "context canceled" or "context deadline exceeded". A cause set from
+/// another language (Rust, Python, Node) reads as its display text.
+///
+/// Writes like `snprintf`: if `buf_len > 0`, copies the first
+/// `min(n, buf_len - 1)` bytes of the n-byte message to `buf` and a NUL after
+/// them (truncation may split a multi-byte UTF-8 character); `buf` may be
+/// NULL only when `buf_len` is 0. Sets `*msg_len` to n (the full length
+/// without the NUL, so `n >= buf_len` means it was truncated) and `*code` to
+/// the cause's integer code (0 when it has none); either may be NULL.
+///
+/// Returns `CTX_OK`, or `CTX_ENOTDONE` (writing nothing) while `ctx` is live.
+/// Errors: `CTX_EINVAL` if `ctx` is NULL, or `buf` is NULL with `buf_len > 0`.
+/// Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_cause(
+    ctx: *const ctx_t,
+    buf: *mut c_char,
+    buf_len: usize,
+    code: *mut i64,
+    msg_len: *mut usize,
+) -> ctx_status_t {
+    boundary(|| {
+        let ctx = arg!(ctx);
+        let buf = if buf_len > 0 { Some(arg!(buf)) } else { None };
+        // SAFETY: the caller owns `ctx`.
+        let ctx = unsafe { handle::ctx_borrow(ctx) };
+        let Some(cause) = polyctx::cause(&ctx) else {
+            return ctx_status_t::CTX_ENOTDONE;
+        };
+        let text = match cause.downcast_ref::<polyctx::Message>() {
+            Some(m) => std::borrow::Cow::Borrowed(m.text()),
+            None => std::borrow::Cow::Owned(cause.to_string()),
+        };
+        let bytes = text.as_bytes();
+        if let Some(buf) = buf {
+            let n = bytes.len().min(buf_len - 1);
+            // SAFETY: `buf` points to `buf_len` writable bytes (header
+            // contract) and `n < buf_len`; the source is a separate Rust string.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.as_ptr().cast::<u8>(), n);
+                buf.as_ptr().add(n).write(0);
+            }
+        }
+        if let Some(code) = NonNull::new(code) {
+            put(code, cause.code().unwrap_or(0));
+        }
+        if let Some(msg_len) = NonNull::new(msg_len) {
+            put(msg_len, bytes.len());
+        }
+        ctx_status_t::CTX_OK
+    })
+}
+
+/// Blocks the calling thread until `ctx` is done or `timeout_ns` nanoseconds
+/// pass. A negative timeout waits for ever (on a context that can never be
+/// done, such as `ctx_background()`, that is for ever); 0 only looks.
+///
+/// Returns `CTX_OK` if `ctx` is done (at once if it already was),
+/// `CTX_ETIMEDOUT` if the time ran out first. Errors: `CTX_EINVAL` if `ctx`
+/// is NULL. Threads: any number may wait on one context at once; all wake
+/// when it is done. For waiting on sockets too, see `ctx_done_fd`.
+#[no_mangle]
+pub extern "C" fn ctx_wait(ctx: *const ctx_t, timeout_ns: i64) -> ctx_status_t {
+    boundary(|| {
+        let ctx = arg!(ctx);
+        // SAFETY: the caller owns `ctx`.
+        let ctx = unsafe { handle::ctx_borrow(ctx) };
+        let done = match u64::try_from(timeout_ns) {
+            Err(_) => {
+                ctx.wait();
+                true
+            }
+            Ok(ns) => ctx.wait_timeout(Duration::from_nanos(ns)),
+        };
+        if done {
+            ctx_status_t::CTX_OK
+        } else {
+            ctx_status_t::CTX_ETIMEDOUT
+        }
+    })
+}
+
+/// Now, in nanoseconds on `CLOCK_MONOTONIC`: the clock of every deadline
+/// (shared with Python's `time.monotonic_ns()` and Rust's `Instant`).
+/// Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_now_ns() -> i64 {
+    boundary(|| i64::try_from(clock::now_ns()).unwrap_or(i64::MAX))
+}
+
+fn give(
+    ctx_out: NonNull<*mut ctx_t>,
+    cancel_out: NonNull<*mut ctx_cancel_t>,
+    ctx: Context,
+    cancel: Cancel,
+) -> ctx_status_t {
+    put(ctx_out, handle::ctx_into_raw(ctx));
+    put(cancel_out, handle::cancel_into_raw(cancel));
+    ctx_status_t::CTX_OK
+}
+
+fn timeout(ns: i64) -> Duration {
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+}
+
+fn deadline(ns: i64) -> std::time::Instant {
+    clock::to_instant(u64::try_from(ns).unwrap_or(0))
+}
+
+/// A cause from C: `code` 0 means none, so that what `ctx_cause` reports
+/// round-trips. Invalid UTF-8 becomes U+FFFD rather than fail a cancel.
+pub(crate) fn cause_from_c(msg: NonNull<c_char>, code: i64) -> Cause {
+    // SAFETY: `msg` is a NUL-terminated string (header contract), read only
+    // during this call.
+    let text = unsafe { CStr::from_ptr(msg.as_ptr()) }.to_string_lossy().into_owned();
+    match code {
+        0 => Cause::msg(text),
+        _ => Cause::with_code(text, code),
+    }
+}

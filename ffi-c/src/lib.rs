@@ -1,0 +1,27 @@
+//! The C ABI of polyctx: `libctx.so`, `libctx.a` and `include/ctx.h`.
+//!
+//! This crate translates; the core decides. Each function converts its
+//! arguments (the `handle` module owns every pointer conversion), calls the
+//! core, and converts the result. Every body runs inside
+//! [`status::boundary`], so a panic returns `CTX_EPANIC` instead of
+//! unwinding into C, and every pointer argument goes through [`status::arg!`].
+//! The doc comments of the exported items are copied into `include/ctx.h` by
+//! `gen-header`; they are the C documentation, so they speak C.
+#![allow(non_camel_case_types)]
+// The safety contracts are the header's ownership and thread rules, written
+// in C terms in each function's documentation.
+#![allow(clippy::missing_safety_doc)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+// In the order of the header (blank lines keep rustfmt from sorting them).
+mod context;
+
+mod cancel;
+
+mod value;
+
+mod notify;
+
+mod status;
+
+mod handle;

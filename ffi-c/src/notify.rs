@@ -1,0 +1,169 @@
+//! Being told when a context is done without blocking a thread on it: a file
+//! descriptor for event loops, and Go's `AfterFunc`.
+
+use std::ffi::{c_int, c_void};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use polyctx::Registration;
+
+use crate::handle::{self, ctx_after_func_t, ctx_fd_t, ctx_t};
+use crate::status::{arg, boundary, ctx_status_t, put};
+
+/// What a `ctx_fd_t` owns. The on-done callback holds its own reference to
+/// the descriptor, so that a callback running while `ctx_fd_close` runs
+/// writes to this descriptor and never to a reused number.
+pub(crate) struct DoneFd {
+    fd: Arc<OwnedFd>,
+    registration: Registration,
+}
+
+/// Makes a file descriptor that becomes readable when `ctx` is done, and
+/// stays readable (level-triggered), so that an event loop (`poll`, `epoll`,
+/// libuv...) can wait for cancellation and its sockets together. It is an
+/// `eventfd` (Linux): add it for `POLLIN`/`EPOLLIN`; **never read from it**
+/// (that would consume the notification) nor close it yourself. Once it is
+/// readable, `ctx_err` and `ctx_cause` say why.
+///
+/// On `CTX_OK`, `*out` owns the descriptor: get its number with
+/// `ctx_fd_get` and close it with `ctx_fd_close`. If `ctx` is already done
+/// the descriptor is readable at once; if `ctx` can never be done (as
+/// `ctx_background()`), it never becomes readable. Until it is closed, the
+/// handle keeps the part of `ctx` that signals done alive.
+///
+/// It is made readable on the thread that cancels `ctx` (inside
+/// `ctx_cancel`, or on polyctx's timer thread for a deadline), a single
+/// 8-byte `write`. Errors: `CTX_EINVAL` if a pointer is NULL; `CTX_ESYS`
+/// (with `errno` set by `eventfd`, e.g. `EMFILE`) if no descriptor could be
+/// made. Threads: any; each call makes a new descriptor.
+#[no_mangle]
+pub extern "C" fn ctx_done_fd(ctx: *const ctx_t, out: *mut *mut ctx_fd_t) -> ctx_status_t {
+    boundary(|| {
+        let (ctx, out) = (arg!(ctx), arg!(out));
+        // SAFETY: plain system call; the flags are valid.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return ctx_status_t::CTX_ESYS;
+        }
+        // SAFETY: `raw` is a descriptor just made, owned by nobody else.
+        let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        let theirs = fd.clone();
+        // SAFETY: the caller owns `ctx`.
+        let ctx = unsafe { handle::ctx_borrow(ctx) };
+        let registration = ctx.on_done(move || signal(&theirs));
+        put(out, handle::box_into_raw(DoneFd { fd, registration }));
+        ctx_status_t::CTX_OK
+    })
+}
+
+fn signal(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64 to a descriptor kept open by `fd`.
+    // One write to a fresh eventfd cannot fail or block.
+    unsafe { libc::write(fd.as_raw_fd(), std::ptr::from_ref(&one).cast(), 8) };
+}
+
+/// The descriptor number of a `ctx_fd_t`, or -1 if `fd` is NULL. The number
+/// belongs to the handle: valid until `ctx_fd_close`. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_fd_get(fd: *const ctx_fd_t) -> c_int {
+    boundary(|| {
+        let fd = arg!(fd);
+        // SAFETY: the caller owns `fd`.
+        unsafe { handle::box_borrow(fd) }.fd.as_raw_fd()
+    })
+}
+
+/// Unregisters the descriptor from its context and closes it. If the context
+/// is being canceled on another thread at this very moment, the descriptor is
+/// closed when that thread's notification finishes, just after this returns;
+/// its number is not reused before then. NULL is ignored. Closing twice is
+/// undefined behaviour. Threads: any, once, when no other thread uses `fd`.
+#[no_mangle]
+pub extern "C" fn ctx_fd_close(fd: *mut ctx_fd_t) {
+    boundary(|| {
+        let fd = arg!(fd);
+        // SAFETY: the caller gives up the handle it owns.
+        let done_fd = unsafe { handle::box_from_raw(fd) };
+        done_fd.registration.stop();
+    })
+}
+
+/// A C function and its argument, sent to the thread that will call it.
+struct Call {
+    f: unsafe extern "C" fn(*mut c_void),
+    userdata: *mut c_void,
+}
+
+// SAFETY: the header says `f` runs on its own thread and that `userdata` must
+// be usable there.
+unsafe impl Send for Call {}
+
+impl Call {
+    fn run(self) {
+        // SAFETY: the caller of `ctx_after_func` asked for exactly this call.
+        unsafe { (self.f)(self.userdata) }
+    }
+}
+
+/// Arranges for `fn(userdata)` to be called once, on a new thread of its own,
+/// after `ctx` is done (Go's `AfterFunc`); if `ctx` is already done, the
+/// thread starts at once. On a context that can never be done, `fn` never
+/// runs. Each call is independent.
+///
+/// `fn` may block and may call any ctx_ function. If no thread can be
+/// started, `fn` runs on the thread that cancels `ctx` instead. `userdata`
+/// is passed along untouched: it is `fn`'s to free once `fn` runs, and yours
+/// again if `ctx_after_func_stop` reports that it stopped `fn`.
+///
+/// A pending `fn` keeps the part of `ctx` that signals done alive until it
+/// runs or is stopped (as in Go, a context never canceled and never stopped
+/// keeps it for ever). On `CTX_OK`, `*out` owns the handle; release it with
+/// `ctx_after_func_release`. Errors: `CTX_EINVAL` if `ctx`, `fn` or `out` is
+/// NULL (`userdata` may be NULL). Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_after_func(
+    ctx: *const ctx_t,
+    r#fn: Option<unsafe extern "C" fn(*mut c_void)>,
+    userdata: *mut c_void,
+    out: *mut *mut ctx_after_func_t,
+) -> ctx_status_t {
+    boundary(|| {
+        let (ctx, f, out) = (arg!(ctx), arg!(r#fn), arg!(out));
+        let call = Call { f, userdata };
+        // SAFETY: the caller owns `ctx`.
+        let ctx = unsafe { handle::ctx_borrow(ctx) };
+        let after = polyctx::after_func(&ctx, move || call.run());
+        put(out, handle::box_into_raw(after));
+        ctx_status_t::CTX_OK
+    })
+}
+
+/// Stops `fn` from running (Go's `stop`). Sets `*stopped` to true if this
+/// call kept `fn` from being started (`userdata` is yours again); false if
+/// `fn` has already been started (it may still be running: this does not
+/// wait for it) or was stopped before. Releases nothing.
+///
+/// Errors: `CTX_EINVAL` if a pointer is NULL. Threads: any, concurrently.
+#[no_mangle]
+pub extern "C" fn ctx_after_func_stop(after: *mut ctx_after_func_t, stopped: *mut bool) -> ctx_status_t {
+    boundary(|| {
+        let (after, stopped) = (arg!(after), arg!(stopped));
+        // SAFETY: the caller owns `after`.
+        let kept_from_running = unsafe { handle::box_borrow(after) }.stop();
+        put(stopped, kept_from_running);
+        ctx_status_t::CTX_OK
+    })
+}
+
+/// Releases the handle. **Does not stop `fn`**: it still runs when the
+/// context is done, as in Go, where dropping `stop` changes nothing. NULL is
+/// ignored. Releasing twice is undefined behaviour. Threads: any, once.
+#[no_mangle]
+pub extern "C" fn ctx_after_func_release(after: *mut ctx_after_func_t) {
+    boundary(|| {
+        let after = arg!(after);
+        // SAFETY: the caller gives up the handle it owns.
+        drop(unsafe { handle::box_from_raw(after) });
+    })
+}

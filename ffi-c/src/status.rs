@@ -1,0 +1,280 @@
+//! What every call returns, and the two checks every call makes: the panic
+//! boundary and the NULL check.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+
+/// The result of a fallible call. `CTX_OK` is 0; every other value is an
+/// error whose number is never reused for another meaning. Out-parameters are
+/// written only when a call returns `CTX_OK`. `ctx_strerror` describes each.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ctx_status_t {
+    /// Success. For `ctx_wait`: the context is done.
+    CTX_OK = 0,
+    /// A required pointer argument is NULL, or an argument is malformed.
+    CTX_EINVAL = 1,
+    /// The handle is of the wrong kind: `ctx_cancel_cause` on a cancel handle
+    /// that cannot record a cause (from `ctx_with_cancel`, `ctx_with_timeout`
+    /// or `ctx_with_deadline`, as Go's `CancelFunc` takes no cause).
+    CTX_EKIND = 2,
+    /// `ctx_wait`: the timeout passed before the context was done.
+    CTX_ETIMEDOUT = 3,
+    /// A size is too large to be represented (`ctx_with_value_bytes`).
+    CTX_ERANGE = 4,
+    /// A bug in polyctx panicked inside the call. The panic was stopped at the
+    /// boundary (never unwinding into C) and reported on stderr; contexts
+    /// stay usable.
+    CTX_EPANIC = 5,
+    /// A system call failed (`ctx_done_fd`: no file descriptor could be
+    /// created); `errno` says why.
+    CTX_ESYS = 6,
+    /// `ctx_value`: no value is stored under the key in the context or its
+    /// ancestors.
+    CTX_ENOTFOUND = 7,
+    /// `ctx_deadline`: the context has no deadline.
+    CTX_ENODEADLINE = 8,
+    /// `ctx_cause`: the context is not done, so it has no cause yet.
+    CTX_ENOTDONE = 9,
+}
+
+/// Why a context is done, as returned by `ctx_err`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ctx_err_t {
+    /// The context is not done.
+    CTX_ERR_NONE = 0,
+    /// Canceled: by its cancel handle or an ancestor's (Go's `context.Canceled`).
+    CTX_ERR_CANCELED = 1,
+    /// Its deadline, or an ancestor's, passed (Go's `context.DeadlineExceeded`).
+    CTX_ERR_DEADLINE_EXCEEDED = 2,
+    /// `ctx_err` was given NULL (or panicked). Not zero, so code that tests
+    /// `ctx_err(ctx) != CTX_ERR_NONE` stops its work rather than run on.
+    CTX_ERR_INVALID = 3,
+}
+
+impl From<Option<polyctx::Error>> for ctx_err_t {
+    fn from(err: Option<polyctx::Error>) -> Self {
+        match err {
+            None => ctx_err_t::CTX_ERR_NONE,
+            Some(polyctx::Error::Canceled) => ctx_err_t::CTX_ERR_CANCELED,
+            Some(polyctx::Error::DeadlineExceeded) => ctx_err_t::CTX_ERR_DEADLINE_EXCEEDED,
+        }
+    }
+}
+
+fn describe(status: c_int) -> &'static CStr {
+    use ctx_status_t::*;
+    const ALL: [ctx_status_t; 10] = [
+        CTX_OK,
+        CTX_EINVAL,
+        CTX_EKIND,
+        CTX_ETIMEDOUT,
+        CTX_ERANGE,
+        CTX_EPANIC,
+        CTX_ESYS,
+        CTX_ENOTFOUND,
+        CTX_ENODEADLINE,
+        CTX_ENOTDONE,
+    ];
+    let Some(known) = ALL.into_iter().find(|s| *s as i32 == status) else {
+        return c"unknown ctx status";
+    };
+    match known {
+        CTX_OK => c"success",
+        CTX_EINVAL => c"invalid argument (NULL pointer or malformed value)",
+        CTX_EKIND => c"wrong kind of handle for this call",
+        CTX_ETIMEDOUT => c"timed out before the context was done",
+        CTX_ERANGE => c"size out of range",
+        CTX_EPANIC => c"internal error: polyctx panicked (reported on stderr)",
+        CTX_ESYS => c"system call failed (see errno)",
+        CTX_ENOTFOUND => c"no value for this key",
+        CTX_ENODEADLINE => c"the context has no deadline",
+        CTX_ENOTDONE => c"the context is not done",
+    }
+}
+
+/// How a C-facing return type reports the two failures every call can have.
+pub(crate) trait FfiReturn {
+    /// Returned when a required pointer argument is NULL.
+    fn invalid() -> Self;
+    /// Returned when the call panicked.
+    fn panicked() -> Self;
+}
+
+impl FfiReturn for ctx_status_t {
+    fn invalid() -> Self {
+        ctx_status_t::CTX_EINVAL
+    }
+    fn panicked() -> Self {
+        ctx_status_t::CTX_EPANIC
+    }
+}
+
+impl FfiReturn for ctx_err_t {
+    fn invalid() -> Self {
+        ctx_err_t::CTX_ERR_INVALID
+    }
+    fn panicked() -> Self {
+        ctx_err_t::CTX_ERR_INVALID
+    }
+}
+
+/// `ctx_is_done`: an unusable argument reads as done, so loops stop.
+impl FfiReturn for bool {
+    fn invalid() -> Self {
+        true
+    }
+    fn panicked() -> Self {
+        true
+    }
+}
+
+impl FfiReturn for () {
+    fn invalid() -> Self {}
+    fn panicked() -> Self {}
+}
+
+impl<T> FfiReturn for *mut T {
+    fn invalid() -> Self {
+        std::ptr::null_mut()
+    }
+    fn panicked() -> Self {
+        std::ptr::null_mut()
+    }
+}
+
+impl<T> FfiReturn for *const T {
+    fn invalid() -> Self {
+        std::ptr::null()
+    }
+    fn panicked() -> Self {
+        std::ptr::null()
+    }
+}
+
+/// `ctx_fd_get`: not a descriptor.
+impl FfiReturn for std::ffi::c_int {
+    fn invalid() -> Self {
+        -1
+    }
+    fn panicked() -> Self {
+        -1
+    }
+}
+
+/// `ctx_now_ns`, which cannot fail: -1 is never a time.
+impl FfiReturn for i64 {
+    fn invalid() -> Self {
+        -1
+    }
+    fn panicked() -> Self {
+        -1
+    }
+}
+
+/// The panic boundary: every `extern "C"` body runs inside it. A panic is
+/// caught here (the default hook has already printed it) and turned into the
+/// return type's panic value, so it never unwinds into C.
+///
+/// `AssertUnwindSafe` is sound here because the core keeps no lock across
+/// user code and leaves contexts consistent after a panic (see its `node`
+/// module), and the bodies hold no other state across the boundary.
+#[inline(always)]
+pub(crate) fn boundary<R: FfiReturn>(body: impl FnOnce() -> R) -> R {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| R::panicked())
+}
+
+/// The NULL check: `let p = arg!(ptr);` gives a `NonNull` (or, for a
+/// function pointer, the function), or returns the calling function's
+/// invalid-argument value. Used inside [`boundary`] bodies.
+macro_rules! arg {
+    ($ptr:expr) => {
+        match $crate::status::Required::required($ptr) {
+            Some(p) => p,
+            None => return $crate::status::FfiReturn::invalid(),
+        }
+    };
+}
+pub(crate) use arg;
+
+/// A pointer argument that may be NULL in C: `*const T`, `*mut T`, or a
+/// nullable function pointer (`Option<fn>`).
+pub(crate) trait Required {
+    type Checked;
+    fn required(self) -> Option<Self::Checked>;
+}
+
+impl<T> Required for *const T {
+    type Checked = NonNull<T>;
+    fn required(self) -> Option<NonNull<T>> {
+        NonNull::new(self.cast_mut())
+    }
+}
+
+impl<T> Required for *mut T {
+    type Checked = NonNull<T>;
+    fn required(self) -> Option<NonNull<T>> {
+        NonNull::new(self)
+    }
+}
+
+impl<F> Required for Option<F> {
+    type Checked = F;
+    fn required(self) -> Option<F> {
+        self
+    }
+}
+
+/// Writes an out-parameter (already NULL-checked).
+pub(crate) fn put<T>(out: NonNull<T>, value: T) {
+    // SAFETY: every out-parameter is documented as pointing to writable
+    // storage for one `T`, and `arg!` has checked it is not NULL.
+    unsafe { out.as_ptr().write(value) }
+}
+
+/// A static, NUL-terminated description of a status code, for messages;
+/// "unknown ctx status" for a number that is not one. Never NULL; never free
+/// it. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_strerror(status: c_int) -> *const c_char {
+    boundary(|| describe(status).as_ptr())
+}
+
+/// The library's version, "MAJOR.MINOR.PATCH": a static string, never NULL.
+/// The major version is the one in the soname (`libctx.so.MAJOR`).
+/// Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_version() -> *const c_char {
+    const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => panic!("the version has no NUL inside"),
+    };
+    boundary(|| VERSION.as_ptr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_become_statuses() {
+        let s: ctx_status_t = boundary(|| panic!("boom"));
+        assert_eq!(s, ctx_status_t::CTX_EPANIC);
+        let e: ctx_err_t = boundary(|| panic!("boom"));
+        assert_eq!(e, ctx_err_t::CTX_ERR_INVALID);
+        let p: *mut u8 = boundary(|| panic!("boom"));
+        assert!(p.is_null());
+    }
+
+    #[test]
+    fn every_status_has_its_own_text() {
+        let texts: Vec<_> = (0..10).map(describe).collect();
+        for (i, t) in texts.iter().enumerate() {
+            assert!(!texts[..i].contains(t), "{t:?} twice");
+        }
+        assert_eq!(describe(10), c"unknown ctx status");
+        assert_eq!(describe(-1), c"unknown ctx status");
+    }
+}

@@ -1,0 +1,183 @@
+//! Request-scoped values from C: copied bytes, or a pointer with its
+//! destructor.
+
+use std::ffi::{c_char, c_void, CStr};
+use std::ptr::NonNull;
+
+use polyctx::Key;
+
+use crate::handle::{self, ctx_key_t, ctx_t};
+use crate::status::{arg, boundary, ctx_status_t, put};
+
+/// A value stored from C.
+pub(crate) enum CValue {
+    /// The bytes, then a NUL that is not part of the value, so that a stored
+    /// string reads back as a C string.
+    Bytes(Box<[u8]>),
+    Foreign(Foreign),
+}
+
+/// A C pointer and the destructor that `Drop` calls exactly once.
+pub(crate) struct Foreign {
+    ptr: *mut c_void,
+    dtor: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
+// SAFETY: the header requires pointers stored with `ctx_with_value_ptr` to be
+// usable from any thread, and their destructor to be callable from any thread.
+unsafe impl Send for Foreign {}
+// SAFETY: as for `Send`; polyctx itself never dereferences `ptr`.
+unsafe impl Sync for Foreign {}
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        if let Some(dtor) = self.dtor {
+            // SAFETY: the caller of `ctx_with_value_ptr` handed `ptr` and
+            // `dtor` over to be called once, when the value is dropped.
+            unsafe { dtor(self.ptr) }
+        }
+    }
+}
+
+/// Makes a new key, distinct from every other key whatever its name. `name`
+/// (copied; invalid UTF-8 becomes U+FFFD) is only for display.
+///
+/// On `CTX_OK`, `*out` owns the key; release it with `ctx_key_release`.
+/// Errors: `CTX_EINVAL` if a pointer is NULL. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_key_new(name: *const c_char, out: *mut *mut ctx_key_t) -> ctx_status_t {
+    boundary(|| {
+        let (name, out) = (arg!(name), arg!(out));
+        // SAFETY: `name` is a NUL-terminated string (header contract).
+        let name = unsafe { CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
+        put(out, handle::box_into_raw(Key::<CValue>::new(name)));
+        ctx_status_t::CTX_OK
+    })
+}
+
+/// Releases a key. Values stored under it stay in their contexts (and are
+/// destroyed with them) but can no longer be looked up. NULL is ignored.
+/// No other thread may be using the key. Releasing twice is undefined
+/// behaviour.
+#[no_mangle]
+pub extern "C" fn ctx_key_release(key: *mut ctx_key_t) {
+    boundary(|| {
+        let key = arg!(key);
+        // SAFETY: the caller gives up the key it owns.
+        drop(unsafe { handle::box_from_raw(key) });
+    })
+}
+
+/// Derives a child of `parent` carrying a copy of the `len` bytes at `data`
+/// under `key` (Go's `WithValue`), shadowing any value an ancestor stored
+/// under the same key. Use values for request-scoped data that crosses API
+/// boundaries (trace ids, auth principals), not for optional parameters.
+///
+/// `data` may be NULL only when `len` is 0. The copy is freed with the
+/// context. On `CTX_OK`, `*out` owns one reference.
+///
+/// Errors: `CTX_EINVAL` if a required pointer is NULL; `CTX_ERANGE` if `len`
+/// exceeds `PTRDIFF_MAX`. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_with_value_bytes(
+    parent: *const ctx_t,
+    key: *const ctx_key_t,
+    data: *const c_void,
+    len: usize,
+    out: *mut *mut ctx_t,
+) -> ctx_status_t {
+    boundary(|| {
+        let (parent, key, out) = (arg!(parent), arg!(key), arg!(out));
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else {
+            let data = arg!(data);
+            if isize::try_from(len).is_err() {
+                return ctx_status_t::CTX_ERANGE;
+            }
+            // SAFETY: `data` points to `len` readable bytes (header contract),
+            // read only during this call.
+            unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), len) }
+        };
+        let mut copy = Vec::with_capacity(len + 1);
+        copy.extend_from_slice(bytes);
+        copy.push(0);
+        let value = CValue::Bytes(copy.into_boxed_slice());
+        // SAFETY: the caller owns `parent` and `key`.
+        let (parent, key) = unsafe { (handle::ctx_borrow(parent), handle::box_borrow(key)) };
+        put(out, handle::ctx_into_raw(polyctx::with_value(&parent, key, value)));
+        ctx_status_t::CTX_OK
+    })
+}
+
+/// Derives a child of `parent` carrying the pointer `ptr` under `key` (Go's
+/// `WithValue` with a pointer). polyctx never dereferences `ptr`; it may be
+/// NULL.
+///
+/// On `CTX_OK` the value is the context's: `dtor` (if not NULL) is called
+/// with `ptr` exactly once, when the last context holding the value is
+/// freed, which is when the last reference to it or to any context derived
+/// from it is released. That can be on any thread that releases a handle, or
+/// on polyctx's timer thread; `dtor` must not block, and may call ctx_
+/// functions except to release a handle it does not own. On any other
+/// status nothing was stored and `dtor` is not called: `ptr` is still yours.
+///
+/// Whatever `ptr` points to must be safe to read from several threads at
+/// once, as any thread holding the context may look it up.
+///
+/// On `CTX_OK`, `*out` owns one reference. Errors: `CTX_EINVAL` if `parent`,
+/// `key` or `out` is NULL. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_with_value_ptr(
+    parent: *const ctx_t,
+    key: *const ctx_key_t,
+    ptr: *mut c_void,
+    dtor: Option<unsafe extern "C" fn(*mut c_void)>,
+    out: *mut *mut ctx_t,
+) -> ctx_status_t {
+    boundary(|| {
+        let (parent, key, out) = (arg!(parent), arg!(key), arg!(out));
+        // SAFETY: the caller owns `parent` and `key`.
+        let (parent, key) = unsafe { (handle::ctx_borrow(parent), handle::box_borrow(key)) };
+        let value = CValue::Foreign(Foreign { ptr, dtor });
+        put(out, handle::ctx_into_raw(polyctx::with_value(&parent, key, value)));
+        ctx_status_t::CTX_OK
+    })
+}
+
+/// Looks up the value stored under `key` by `ctx` or its nearest ancestor
+/// that has one (Go's `Value`). Walks up the tree; never blocks.
+///
+/// On `CTX_OK`, `*data` is borrowed from the context, valid while you hold a
+/// reference to `ctx`: for bytes, a pointer to the copy, followed by a NUL
+/// that `*len` does not count (so a stored string is a C string); for a
+/// pointer value, the pointer itself, with `*len` set to 0. `len` may be
+/// NULL. Returns `CTX_ENOTFOUND` (writing nothing) if no value is stored
+/// under `key`, including for values stored by another language.
+///
+/// Errors: `CTX_EINVAL` if `ctx`, `key` or `data` is NULL. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_value(
+    ctx: *const ctx_t,
+    key: *const ctx_key_t,
+    data: *mut *const c_void,
+    len: *mut usize,
+) -> ctx_status_t {
+    boundary(|| {
+        let (ctx, key, data) = (arg!(ctx), arg!(key), arg!(data));
+        // SAFETY: the caller owns `ctx` and `key`.
+        let (ctx, key) = unsafe { (handle::ctx_borrow(ctx), handle::box_borrow(key)) };
+        let Some(value) = ctx.value(key) else {
+            return ctx_status_t::CTX_ENOTFOUND;
+        };
+        let (ptr, n) = match value {
+            CValue::Bytes(b) => (b.as_ptr().cast::<c_void>(), b.len() - 1),
+            CValue::Foreign(f) => (f.ptr.cast_const(), 0),
+        };
+        put(data, ptr);
+        if let Some(len) = NonNull::new(len) {
+            put(len, n);
+        }
+        ctx_status_t::CTX_OK
+    })
+}
