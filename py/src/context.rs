@@ -48,8 +48,9 @@ impl Key {
         self.inner.name()
     }
 
-    fn __repr__(&self) -> String {
-        format!("Key({:?})", self.inner.name())
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let name = pyo3::types::PyString::new(py, self.inner.name()).repr()?;
+        Ok(format!("Key({name})"))
     }
 }
 
@@ -160,7 +161,10 @@ impl Context {
 
 impl Context {
     pub(crate) fn repr(&self) -> String {
-        format!("<polyctx.Context {}>", self.inner)
+        // The core shows a value that is not a Rust string by its Rust type
+        // name; a Python value is just an object to it.
+        let chain = self.inner.to_string().replace(std::any::type_name::<Value>(), "<object>");
+        format!("<polyctx.Context {chain}>")
     }
 }
 

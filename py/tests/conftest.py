@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+from typing import Any, Callable, Coroutine, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+LOOPS = ["asyncio"]
+try:
+    import uvloop
+
+    LOOPS.append("uvloop")
+except ImportError:  # pragma: no cover - uvloop is a pinned test dependency
+    uvloop = None
+
+
+@pytest.fixture(params=LOOPS)
+def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, T]], T]:
+    """Runs a coroutine to completion on a new loop of each kind."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
+
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        if sys.version_info >= (3, 11):
+            with asyncio.Runner(loop_factory=factory) as runner:
+                return runner.run(coro)
+        loop = factory()
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
+
+    yield run
+    gc.collect()

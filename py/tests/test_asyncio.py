@@ -1,0 +1,444 @@
+"""asyncio: `await ctx.done()`, `scope`, `current()`, on asyncio's loop and uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+
+import pytest
+
+import polyctx
+from polyctx import (
+    Canceled,
+    DeadlineExceeded,
+    Key,
+    background,
+    cause,
+    current,
+    scope,
+    with_cancel,
+    with_cancel_cause,
+    with_timeout,
+    with_value,
+)
+from polyctx._asyncio import _waker
+
+LONG = 10.0  # a limit that only a bug reaches
+needs_uncancel = pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.uncancel() is 3.11+")
+
+
+def pending_waits() -> int:
+    return len(_waker(asyncio.get_running_loop()))
+
+
+def test_done_resolves_on_cancel_in_the_loop(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        fut = ctx.done()
+        assert not fut.done()
+        cancel()
+        await asyncio.wait_for(fut, LONG)
+        assert pending_waits() == 0
+
+    run(main())
+
+
+def test_done_resolves_on_cancel_from_another_thread(run):
+    async def main():
+        ctx, cancel = with_cancel_cause(background())
+        threading.Thread(target=cancel, args=(ValueError("from a thread"),)).start()
+        await asyncio.wait_for(ctx.done(), LONG)
+        assert str(cause(ctx)) == "from a thread"
+
+    run(main())
+
+
+def test_done_resolves_on_deadline_from_the_timer_thread(run):
+    async def main():
+        ctx, cancel = with_timeout(background(), 0.02)
+        await asyncio.wait_for(ctx.done(), LONG)
+        assert isinstance(ctx.err(), DeadlineExceeded)
+        cancel()
+
+    run(main())
+
+
+def test_done_of_a_done_context_is_done(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        cancel()
+        assert ctx.done().done()
+        await ctx.done()
+
+    run(main())
+
+
+def test_abandoned_done_releases_its_registration(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(ctx.done(), 0.01)
+        await asyncio.sleep(0)
+        assert pending_waits() == 0
+        assert polyctx._native.Waker  # the class stays private
+        cancel()
+
+    run(main())
+
+
+def test_done_of_background_never_resolves(run):
+    async def main():
+        done, _ = await asyncio.wait([background().done()], timeout=0.01)
+        assert not done
+
+    run(main())
+
+
+def test_many_waiters_on_one_context(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        woken = []
+
+        async def waiter(i):
+            await ctx.done()
+            woken.append(i)
+
+        tasks = [asyncio.create_task(waiter(i)) for i in range(1000)]
+        await asyncio.sleep(0)
+        threading.Thread(target=cancel).start()
+        await asyncio.wait_for(asyncio.gather(*tasks), LONG)
+        assert sorted(woken) == list(range(1000))
+
+    run(main())
+
+
+def test_scope_deadline_raises_deadline_exceeded_chained(run):
+    async def main():
+        with pytest.raises(DeadlineExceeded) as info:
+            async with scope(with_timeout(current(), 0.02)) as ctx:
+                assert current() is ctx
+                await asyncio.sleep(LONG)
+        assert isinstance(info.value, TimeoutError)
+        assert isinstance(info.value.__cause__, asyncio.CancelledError)
+        assert current() is background()
+        assert ctx.is_done()
+
+    run(main())
+
+
+def test_scope_error_is_chained_to_the_cause(run):
+    async def main():
+        why = ConnectionResetError("client went away")
+        ctx, cancel = with_cancel_cause(background())
+        asyncio.get_running_loop().call_later(0.01, cancel, why)
+        with pytest.raises(Canceled) as info:
+            async with scope(ctx):
+                await asyncio.sleep(LONG)
+        assert info.value.__cause__ is why
+
+        slow = TimeoutError("backend slow")
+        with pytest.raises(DeadlineExceeded) as info:
+            async with scope(with_timeout(current(), 0.01, cause=slow)):
+                await asyncio.sleep(LONG)
+        assert info.value.__cause__ is slow
+
+    run(main())
+
+
+def test_scope_cancels_its_pair_on_exit(run):
+    async def main():
+        async with scope(with_timeout(current(), 3600)) as ctx:
+            pass
+        assert isinstance(ctx.err(), Canceled)
+        assert pending_waits() == 0
+
+    run(main())
+
+
+def test_scope_of_a_plain_context_leaves_it_alone(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        async with scope(ctx) as got:
+            assert got is ctx
+        assert not ctx.is_done()
+        cancel()
+
+    run(main())
+
+
+def test_scope_entered_with_a_done_context_cancels_at_the_first_await(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        cancel()
+        reached = []
+        with pytest.raises(Canceled):
+            async with scope(ctx):
+                reached.append(1)
+                await asyncio.sleep(LONG)
+        assert reached == [1]
+
+    run(main())
+
+
+def test_scope_cancelled_from_another_thread(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        threading.Timer(0.01, cancel).start()
+        with pytest.raises(Canceled):
+            async with scope(ctx):
+                await asyncio.sleep(LONG)
+
+    run(main())
+
+
+def test_current_is_inherited_by_tasks_and_restored(run):
+    key = Key("request")
+
+    async def child():
+        return current().value(key)
+
+    async def main():
+        assert current() is background()
+        ctx = with_value(background(), key, "r-1")
+        async with scope(ctx):
+            assert await asyncio.create_task(child()) == "r-1"
+            async with scope(with_timeout(current(), 60)) as inner:
+                assert current() is inner and inner.value(key) == "r-1"
+                assert current().deadline() is not None
+            assert current() is ctx
+        assert current() is background()
+
+    run(main())
+
+
+def test_current_deadline_is_the_effective_deadline(run):
+    async def main():
+        async with scope(with_timeout(current(), 30)) as outer:
+            async with scope(with_timeout(current(), 3600)):
+                assert current().deadline() == outer.deadline()
+            async with scope(with_timeout(current(), 1)) as inner:
+                assert current().deadline() == inner.deadline() < outer.deadline()
+
+    run(main())
+
+
+@needs_uncancel
+def test_foreign_cancel_propagates_untouched(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        entered = asyncio.Event()
+
+        async def body():
+            async with scope(ctx):
+                entered.set()
+                await asyncio.sleep(LONG)
+
+        task = asyncio.create_task(body())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not ctx.is_done()
+        assert pending_waits() == 0
+        cancel()
+
+    run(main())
+
+
+@needs_uncancel
+def test_foreign_cancel_together_with_the_context_is_not_swallowed(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        entered = asyncio.Event()
+
+        async def body():
+            async with scope(ctx):
+                entered.set()
+                await asyncio.sleep(LONG)
+
+        task = asyncio.create_task(body())
+        await entered.wait()
+        cancel()  # the scope's cancellation arrives on the next loop turn
+        task.cancel()  # and so does this one
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+
+
+@needs_uncancel
+def test_scope_inside_asyncio_timeout_that_fires_first(run):
+    async def main():
+        with pytest.raises(TimeoutError) as info:
+            async with asyncio.timeout(0.02):
+                async with scope(with_timeout(current(), 3600)):
+                    await asyncio.sleep(LONG)
+        assert not isinstance(info.value, DeadlineExceeded)  # asyncio's own
+
+    run(main())
+
+
+@needs_uncancel
+def test_asyncio_timeout_inside_a_scope_that_fires_first(run):
+    async def main():
+        with pytest.raises(DeadlineExceeded):
+            async with scope(with_timeout(current(), 0.02)):
+                async with asyncio.timeout(3600):
+                    await asyncio.sleep(LONG)
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0
+
+    run(main())
+
+
+@needs_uncancel
+def test_asyncio_timeout_firing_inside_a_scope_is_asyncios(run):
+    async def main():
+        async with scope(with_timeout(current(), 3600)) as ctx:
+            with pytest.raises(TimeoutError) as info:
+                async with asyncio.timeout(0.01):
+                    await asyncio.sleep(LONG)
+            assert not isinstance(info.value, DeadlineExceeded)
+            assert not ctx.is_done()
+            await asyncio.sleep(0)  # the scope did not cancel the task
+
+    run(main())
+
+
+@needs_uncancel
+def test_nested_scopes_outer_fires_and_reports(run):
+    async def main():
+        outer_ctx, cancel = with_cancel_cause(background())
+        why = RuntimeError("shutdown")
+        asyncio.get_running_loop().call_later(0.01, cancel, why)
+        with pytest.raises(Canceled) as info:
+            async with scope(outer_ctx):
+                async with scope(with_timeout(current(), 3600)):
+                    await asyncio.sleep(LONG)
+        assert info.value.__cause__ is why
+        assert asyncio.current_task().cancelling() == 0
+
+    run(main())
+
+
+@needs_uncancel
+def test_nested_scopes_inner_fires_alone(run):
+    async def main():
+        async with scope(with_timeout(current(), 3600)) as outer:
+            with pytest.raises(DeadlineExceeded):
+                async with scope(with_timeout(current(), 0.01)):
+                    await asyncio.sleep(LONG)
+            assert not outer.is_done()
+            await asyncio.sleep(0)
+        assert asyncio.current_task().cancelling() == 0
+
+    run(main())
+
+
+@needs_uncancel
+def test_task_group_inside_a_scope_stops_every_child(run):
+    async def main():
+        started = []
+        finished = []
+
+        async def child(i):
+            started.append(i)
+            try:
+                await asyncio.sleep(LONG)
+            finally:
+                finished.append(i)
+
+        with pytest.raises(DeadlineExceeded):
+            async with scope(with_timeout(current(), 0.02)):
+                async with asyncio.TaskGroup() as tg:
+                    for i in range(5):
+                        tg.create_task(child(i))
+        assert sorted(finished) == sorted(started) == list(range(5))
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    run(main())
+
+
+@needs_uncancel
+def test_scopes_inside_task_group_children(run):
+    async def main():
+        results = {}
+
+        async def child(i, seconds):
+            try:
+                async with scope(with_timeout(current(), seconds)):
+                    await asyncio.sleep(0.001 if i == 0 else LONG)
+                results[i] = "ok"
+            except DeadlineExceeded:
+                results[i] = "deadline"
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(child(0, 3600))
+            tg.create_task(child(1, 0.01))
+        assert results == {0: "ok", 1: "deadline"}
+
+    run(main())
+
+
+def test_swallowed_cancellation_still_shows_in_the_context(run):
+    async def main():
+        async with scope(with_timeout(current(), 0.01)) as ctx:
+            try:
+                await asyncio.sleep(LONG)
+            except asyncio.CancelledError:
+                pass  # bad manners, but the context still says why
+            assert isinstance(current().err(), DeadlineExceeded)
+        assert ctx.is_done()
+        if sys.version_info >= (3, 11):
+            assert asyncio.current_task().cancelling() == 0
+
+    run(main())
+
+
+def test_scope_bad_uses(run):
+    with pytest.raises(TypeError, match="Context or a with_"):
+        scope(42)
+
+    async def main():
+        s = scope(background())
+        async with s:
+            pass
+        with pytest.raises(RuntimeError, match="only once"):
+            async with s:
+                pass
+
+    run(main())
+
+
+def test_scope_outside_a_task():
+    async def enter():
+        await scope(background()).__aenter__()
+
+    coro = enter()
+    with pytest.raises(RuntimeError, match="no running event loop|inside an asyncio task"):
+        coro.send(None)
+
+
+def test_one_waker_per_loop_and_loops_in_threads(run):
+    results = []
+
+    def in_thread():
+        async def main():
+            ctx, cancel = with_cancel(background())
+            asyncio.get_running_loop().call_later(0.01, cancel)
+            await asyncio.wait_for(ctx.done(), LONG)
+            results.append(_waker(asyncio.get_running_loop()))
+
+        asyncio.run(main())
+
+    async def main():
+        threads = [threading.Thread(target=in_thread) for _ in range(3)]
+        for t in threads:
+            t.start()
+        mine = _waker(asyncio.get_running_loop())
+        assert _waker(asyncio.get_running_loop()) is mine
+        await asyncio.get_running_loop().run_in_executor(None, lambda: [t.join() for t in threads])
+        assert len({id(w) for w in results}) == 3 and mine not in results
+
+    run(main())
