@@ -1,0 +1,145 @@
+/* The cost of the C calls, to set beside the Rust numbers of bench/rust
+ * (same operations, same names). Prints one line per operation:
+ *
+ *   <name> <median ns/op>
+ *
+ * The name may contain spaces; the number is the last field. Build against
+ * a release libctx (`make bench-c`). */
+#define _GNU_SOURCE
+#include <ctx.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define HOUR (3600LL * 1000 * 1000 * 1000)
+#define RUNS 7
+
+static volatile int sink;
+
+static int64_t now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef void (*op_fn)(void *arg, long n);
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of RUNS timings of n calls, n chosen so that a run takes ~50 ms. */
+static void bench(const char *name, op_fn op, void *arg) {
+    long n = 1000;
+    for (;;) {
+        int64_t t = now();
+        op(arg, n);
+        if (now() - t > 20 * 1000 * 1000 || n > (1L << 30)) break;
+        n *= 2;
+    }
+    n *= 2;
+    double ns[RUNS];
+    for (int r = 0; r < RUNS; r++) {
+        int64_t t = now();
+        op(arg, n);
+        ns[r] = (double)(now() - t) / (double)n;
+    }
+    qsort(ns, RUNS, sizeof ns[0], cmp);
+    printf("%s %.1f\n", name, ns[RUNS / 2]);
+}
+
+static void derive_cancel(void *parent, long n) {
+    for (long i = 0; i < n; i++) {
+        ctx_t *c;
+        ctx_cancel_t *k;
+        ctx_with_cancel(parent, &c, &k);
+        ctx_cancel(k);
+        ctx_cancel_release(k);
+        ctx_release(c);
+    }
+}
+
+static void derive_cancel_deadline(void *parent, long n) {
+    for (long i = 0; i < n; i++) {
+        ctx_t *c;
+        ctx_cancel_t *k;
+        ctx_with_timeout(parent, HOUR, &c, &k);
+        ctx_cancel(k);
+        ctx_cancel_release(k);
+        ctx_release(c);
+    }
+}
+
+static void is_done(void *ctx, long n) {
+    int done = 0;
+    for (long i = 0; i < n; i++) done += ctx_is_done(ctx);
+    sink = done;
+}
+
+static void err(void *ctx, long n) {
+    int e = 0;
+    for (long i = 0; i < n; i++) e += (int)ctx_err(ctx);
+    sink = e;
+}
+
+typedef struct {
+    ctx_t *leaf;
+    ctx_key_t *key;
+} lookup_t;
+
+static void value_lookup(void *arg, long n) {
+    lookup_t *l = arg;
+    int found = 0;
+    for (long i = 0; i < n; i++) {
+        const void *data;
+        found += ctx_value(l->leaf, l->key, &data, NULL) == CTX_OK;
+    }
+    sink = found;
+}
+
+/* A chain of `depth` value contexts, the wanted key at the top, as in bench/rust. */
+static lookup_t value_chain(int depth, ctx_key_t **others) {
+    lookup_t l;
+    ctx_key_new("wanted", &l.key);
+    ctx_with_value_bytes(ctx_background(), l.key, "1", 1, &l.leaf);
+    for (int i = 1; i < depth; i++) {
+        ctx_key_new("other", &others[i]);
+        ctx_t *next;
+        ctx_with_value_bytes(l.leaf, others[i], "x", 1, &next);
+        ctx_release(l.leaf);
+        l.leaf = next;
+    }
+    return l;
+}
+
+int main(void) {
+    ctx_t *parent, *live;
+    ctx_cancel_t *keep, *keep_live;
+    ctx_with_cancel(ctx_background(), &parent, &keep);
+    ctx_with_cancel(parent, &live, &keep_live);
+
+    printf("# libctx %s, C calls: name ns/op (median of %d runs)\n", ctx_version(), RUNS);
+    bench("derive+cancel", derive_cancel, parent);
+    bench("derive+cancel with deadline", derive_cancel_deadline, parent);
+    bench("is_done", is_done, live);
+    bench("err", err, live);
+    int depths[] = {10, 100};
+    for (int d = 0; d < 2; d++) {
+        ctx_key_t *others[100];
+        lookup_t l = value_chain(depths[d], others);
+        char name[64];
+        snprintf(name, sizeof name, "value lookup depth %d", depths[d]);
+        bench(name, value_lookup, &l);
+        ctx_release(l.leaf);
+        ctx_key_release(l.key);
+        for (int i = 1; i < depths[d]; i++) ctx_key_release(others[i]);
+    }
+
+    ctx_cancel(keep);
+    ctx_cancel_release(keep_live);
+    ctx_cancel_release(keep);
+    ctx_release(live);
+    ctx_release(parent);
+    return 0;
+}
