@@ -3,7 +3,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-from typing import Any, Callable, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, Callable, TypeVar
 
 import pytest
 

@@ -416,7 +416,7 @@ def test_scope_outside_a_task():
         await scope(background()).__aenter__()
 
     coro = enter()
-    with pytest.raises(RuntimeError, match="no running event loop|inside an asyncio task"):
+    with pytest.raises(RuntimeError, match=r"no running event loop|inside an asyncio task"):
         coro.send(None)
 
 

@@ -341,7 +341,7 @@ def test_pair_unpacks_indexes_and_cancels_on_exit():
     assert pair.context is ctx and pair.cancel is cancel
     with pytest.raises(IndexError):
         pair[2]
-    with with_timeout(background(), 3600) as (inner, inner_cancel):
+    with with_timeout(background(), 3600) as (inner, _inner_cancel):
         assert not inner.is_done()
     assert isinstance(inner.err(), Canceled)
     with pytest.raises(KeyError):

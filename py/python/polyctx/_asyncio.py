@@ -15,9 +15,8 @@ import weakref
 from asyncio import AbstractEventLoop, CancelledError, Future, current_task, get_running_loop
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
-from . import _native
 from ._native import CancelPair, Context, Waker, background
 
 if TYPE_CHECKING:
@@ -65,7 +64,8 @@ def _done_future(ctx: Context) -> Future[None]:
     return _waker(loop).future(loop, ctx)
 
 
-_current: ContextVar[Context] = ContextVar("polyctx.current", default=background())
+# Contexts are immutable, so a shared default is safe.
+_current: ContextVar[Context] = ContextVar("polyctx.current", default=background())  # noqa: B039
 
 
 def current() -> Context:
@@ -97,7 +97,7 @@ class scope:
 
     __slots__ = ("_cancel", "_cancelling", "_ctx", "_id", "_state", "_task", "_token", "_waker")
 
-    def __init__(self, ctx: Union[Context, CancelPair]) -> None:
+    def __init__(self, ctx: Context | CancelPair) -> None:
         if type(ctx) is CancelPair:
             self._ctx: Context = ctx.context
             self._cancel: CancelFunc | CancelCauseFunc | None = ctx.cancel
