@@ -117,10 +117,12 @@ pub extern "C" fn ctx_with_value_bytes(
 /// On `CTX_OK` the value is the context's: `dtor` (if not NULL) is called
 /// with `ptr` exactly once, when the last context holding the value is
 /// freed, which is when the last reference to it or to any context derived
-/// from it is released. That can be on any thread that releases a handle, or
-/// on polyctx's timer thread; `dtor` must not block, and may call ctx_
-/// functions except to release a handle it does not own. On any other
-/// status nothing was stored and `dtor` is not called: `ptr` is still yours.
+/// from it is gone. It runs on the thread that drops that reference: usually
+/// one calling `ctx_release`, but it can be any thread inside a ctx_ call
+/// that gives up a reference (releasing or closing a handle, cancelling), or
+/// polyctx's timer thread after a deadline. `dtor` should be quick and must
+/// not block; it may call ctx_ functions. On any other status nothing was
+/// stored and `dtor` is not called: `ptr` is still yours.
 ///
 /// Whatever `ptr` points to must be safe to read from several threads at
 /// once, as any thread holding the context may look it up.
