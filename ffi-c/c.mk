@@ -51,12 +51,13 @@ install:
 header-c:
 	$(CARGO) run --locked -q -p polyctx-gen-header -- include/ctx.h
 
-# The committed header must be what the source generates; C sources must
-# compile warning-free (they do in every test build below).
+# The committed header must be what the source generates, and usable from
+# C++; C sources must compile warning-free (they do in every build below).
 lint-c:
 	@mkdir -p $(C_BUILD)
 	$(CARGO) run --locked -q -p polyctx-gen-header -- $(C_BUILD)/ctx.h
 	@diff -u include/ctx.h $(C_BUILD)/ctx.h || { echo "include/ctx.h is stale: run 'make header-c' and commit it"; exit 1; }
+	echo '#include <ctx.h>' | $(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -fsyntax-only -Iinclude -
 
 c-stage:
 	$(CARGO) build --locked -q -p polyctx-ffi-c

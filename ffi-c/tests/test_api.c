@@ -57,6 +57,9 @@ static void test_roots(void) {
         CHECK_STATUS(ctx_cause(r, NULL, 0, NULL, NULL), CTX_ENOTDONE);
         CHECK_STATUS(ctx_wait(r, 0), CTX_ETIMEDOUT);
         CHECK_STATUS(ctx_wait(r, 20 * MS), CTX_ETIMEDOUT);
+        int64_t before = ctx_now_ns();
+        CHECK_STATUS(ctx_wait(r, 1), CTX_ETIMEDOUT);
+        CHECK(ctx_now_ns() - before < 5 * SEC);
         /* Immortal: retain gives itself, releasing any number of times is harmless. */
         CHECK(ctx_retain(r) == r);
         for (int j = 0; j < 5; j++) ctx_release(r);
@@ -85,6 +88,8 @@ static void test_cancel_tree(void) {
     CHECK(ctx_err(parent.ctx) == CTX_ERR_CANCELED && ctx_err(sibling.ctx) == CTX_ERR_CANCELED);
     CHECK_OK(ctx_wait(sibling.ctx, 0));
     CHECK_OK(ctx_wait(sibling.ctx, -1));
+    CHECK_OK(ctx_wait(sibling.ctx, INT64_MIN)); /* negative: no timeout, and done */
+    CHECK_OK(ctx_wait(sibling.ctx, INT64_MAX));
 
     /* A child of a done parent is done at birth, with the parent's cause. */
     pair_t late = with_cancel(parent.ctx);
