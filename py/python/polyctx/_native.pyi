@@ -5,6 +5,26 @@ from asyncio import AbstractEventLoop, Future
 from collections.abc import Callable, Iterator
 from typing import Any, final
 
+__all__ = [
+    "CancelCauseFunc",
+    "CancelFunc",
+    "CancelPair",
+    "Context",
+    "Key",
+    "StopFunc",
+    "Waker",
+    "after_func",
+    "background",
+    "cause",
+    "todo",
+    "with_cancel",
+    "with_cancel_cause",
+    "with_deadline",
+    "with_timeout",
+    "with_value",
+    "without_cancel",
+]
+
 @final
 class Context:
     def err(self) -> BaseException | None: ...
@@ -13,11 +33,8 @@ class Context:
     def value(self, key: Key) -> Any: ...
     def done(self) -> Future[None]: ...
     def wait(self, timeout: float | None = None) -> bool: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
-    def to_c(self) -> int: ...
-    @staticmethod
-    def from_c(ptr: int) -> Context: ...
 
 @final
 class Key:
