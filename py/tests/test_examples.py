@@ -1,0 +1,40 @@
+"""The README's Python examples and the demo run here, so they never rot."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import polyctx
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "py" / "README-section.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def test_readme_has_examples():
+    assert len(BLOCKS) >= 5
+
+
+@pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_readme_example(code):
+    if "c_library" in code and not hasattr(polyctx, "c_library"):
+        pytest.skip("the native module does not link the C ABI yet")
+    exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+
+
+def test_fanout_demo():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "python" / "fanout.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert out.count(" answered ok ") == 2
+    assert out.count(" stopped: context deadline exceeded (request budget of 150ms spent)") == 3
+    assert out.rstrip().endswith("tasks still running: 0")
