@@ -95,7 +95,7 @@ class scope:
     scope(with_timeout(current(), 2)) as ctx:` is a complete deadline.
     """
 
-    __slots__ = ("_cancel", "_cancelling", "_ctx", "_id", "_state", "_task", "_token", "_waker")
+    __slots__ = ("__weakref__", "_cancel", "_cancelling", "_ctx", "_id", "_state", "_task", "_token", "_waker")
 
     def __init__(self, ctx: Context | CancelPair) -> None:
         if type(ctx) is CancelPair:

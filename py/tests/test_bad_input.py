@@ -1,0 +1,102 @@
+"""Bad input raises TypeError or ValueError with a clear message; never a crash or hang."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import polyctx
+from polyctx import Key, after_func, background, cause, with_cancel, with_cancel_cause, with_deadline, with_timeout
+
+NOT_CONTEXTS = [None, 1, "ctx", object(), polyctx.background]
+
+
+@pytest.mark.parametrize("parent", NOT_CONTEXTS)
+def test_parents_must_be_contexts(parent):
+    for make in (
+        polyctx.with_cancel,
+        polyctx.with_cancel_cause,
+        polyctx.without_cancel,
+        lambda p: polyctx.with_timeout(p, 1),
+        lambda p: polyctx.with_deadline(p, 1),
+        lambda p: polyctx.with_value(p, Key("k"), 1),
+    ):
+        with pytest.raises(TypeError, match=r"parent must be a polyctx\.Context"):
+            make(parent)
+    with pytest.raises(TypeError, match=r"ctx must be a polyctx\.Context"):
+        cause(parent)
+    with pytest.raises(TypeError, match=r"ctx must be a polyctx\.Context"):
+        after_func(parent, lambda: None)
+
+
+@pytest.mark.parametrize("seconds", [math.nan, math.inf, -math.inf])
+def test_durations_must_be_finite(seconds):
+    with pytest.raises(ValueError, match="seconds must be"):
+        with_timeout(background(), seconds)
+    with pytest.raises(ValueError, match="when must be"):
+        with_deadline(background(), seconds)
+    ctx, cancel = with_cancel(background())
+    with pytest.raises(ValueError, match="timeout must be"):
+        ctx.wait(seconds)
+    cancel()
+
+
+@pytest.mark.parametrize("seconds", ["1", b"1", None, [1], 1j])
+def test_durations_must_be_numbers(seconds):
+    with pytest.raises(TypeError, match="must be a number of seconds"):
+        with_timeout(background(), seconds)
+    with pytest.raises(TypeError, match="must be a number of seconds"):
+        with_deadline(background(), seconds)
+
+
+def test_numbers_of_any_real_type_are_durations():
+    from decimal import Decimal
+    from fractions import Fraction
+
+    for seconds in (1, 1.5, True, Fraction(1, 2), Decimal("0.5"), 10**30, -(10**30)):
+        _ctx, cancel = with_timeout(background(), seconds)
+        cancel()
+
+
+def test_causes_must_be_exception_instances():
+    ctx, cancel = with_cancel_cause(background())
+    with pytest.raises(TypeError, match="exception class; pass an instance"):
+        cancel(ValueError)
+    with pytest.raises(TypeError, match="cause must be an exception instance or None, not str"):
+        cancel("why")
+    with pytest.raises(TypeError, match="cause must be an exception"):
+        with_timeout(background(), 1, cause=42)
+    assert not ctx.is_done()
+    cancel(KeyboardInterrupt())  # any BaseException will do
+    assert isinstance(cause(ctx), KeyboardInterrupt)
+
+
+def test_plain_cancel_takes_no_cause():
+    _ctx, cancel = with_cancel(background())
+    with pytest.raises(TypeError):
+        cancel(ValueError("x"))
+    cancel()
+
+
+def test_keys_and_values():
+    with pytest.raises(TypeError, match="Key name must be a str"):
+        Key(1)
+    with pytest.raises(TypeError, match=r"key must be a polyctx\.Key"):
+        background().value("k")
+    with pytest.raises(TypeError, match=r"key must be a polyctx\.Key"):
+        polyctx.with_value(background(), "k", 1)
+
+
+def test_after_func_needs_a_callable():
+    with pytest.raises(TypeError, match="fn must be callable"):
+        after_func(background(), 42)
+
+
+def test_contexts_cannot_be_made_or_subclassed_directly():
+    with pytest.raises(TypeError):
+        polyctx.Context()
+    with pytest.raises(TypeError):
+
+        class Mine(polyctx.Context):  # type: ignore[misc]
+            pass
