@@ -25,10 +25,23 @@ extern "C" {
     fn PyFrame_GetCode(frame: *mut ffi::PyFrameObject) -> *mut ffi::PyObject;
 }
 
+/// Whether cancel functions record where their context was created (on by
+/// default; the benchmarks turn it off to measure what it costs).
+static TRACK_ORIGINS: AtomicBool = AtomicBool::new(true);
+
+/// `_native._track_origins(on)`: the lostcancel check's switch; returns the old setting.
+#[pyfunction]
+pub(crate) fn _track_origins(on: bool) -> bool {
+    TRACK_ORIGINS.swap(on, Ordering::Relaxed)
+}
+
 impl Origin {
     /// The innermost Python frame, if the caller is Python code. Costs a
     /// reference count and a line-number lookup, no allocation.
     pub(crate) fn capture(py: Python<'_>) -> Option<Origin> {
+        if !TRACK_ORIGINS.load(Ordering::Relaxed) {
+            return None;
+        }
         // SAFETY: attached to the interpreter; the frame is borrowed and used
         // before anything can run that would free it.
         unsafe {

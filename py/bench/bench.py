@@ -1,0 +1,315 @@
+"""polyctx for Python, side by side with asyncio and anyio (`make bench-py`).
+
+Every figure is the median of several repetitions, the candidates of each
+comparison interleaved so that machine noise hits them alike. Targets from
+issue 4 are printed beside the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+import polyctx
+from polyctx import _native, background, current, scope, with_cancel, with_timeout
+
+REPS = 7
+
+
+def median_us(samples: list[float]) -> str:
+    return f"{statistics.median(samples) * 1e6:8.3f} µs"
+
+
+def per_op(fn: Callable[[int], None], n: int) -> float:
+    t = time.perf_counter()
+    fn(n)
+    return (time.perf_counter() - t) / n
+
+
+async def per_op_async(fn: Callable[[int], Awaitable[None]], n: int) -> float:
+    t = time.perf_counter()
+    await fn(n)
+    return (time.perf_counter() - t) / n
+
+
+def interleave(cases: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(REPS):
+        for name, case in cases.items():
+            results[name].append(case())
+    return results
+
+
+# -- scope enter/exit --------------------------------------------------------
+
+
+async def scope_with_timeout(n: int) -> None:
+    for _ in range(n):
+        async with scope(with_timeout(current(), 3600)):
+            pass
+
+
+async def asyncio_timeout(n: int) -> None:
+    for _ in range(n):
+        async with asyncio.timeout(3600):
+            pass
+
+
+async def anyio_fail_after(n: int) -> None:
+    for _ in range(n):
+        with anyio.fail_after(3600):
+            pass
+
+
+async def bench_scopes() -> None:
+    n = 20_000
+    cases = {
+        "polyctx scope(with_timeout(current(), 3600))": scope_with_timeout,
+        "anyio fail_after(3600)": anyio_fail_after,
+    }
+    if sys.version_info >= (3, 11):
+        cases["asyncio.timeout(3600)"] = asyncio_timeout
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(REPS):
+        for name, fn in cases.items():
+            results[name].append(await per_op_async(fn, n))
+    print("async with ... enter + exit (deadline an hour away):")
+    for name, samples in results.items():
+        print(f"  {name:<46} {median_us(samples)}")
+    if "asyncio.timeout(3600)" in results:
+        ours = statistics.median(results["polyctx scope(with_timeout(current(), 3600))"])
+        theirs = statistics.median(results["asyncio.timeout(3600)"])
+        print(f"  -> {theirs / ours:.2f}x asyncio.timeout (target: >= 2x, <= 1.9 µs on the issue's machine)")
+
+
+# -- nested scopes -------------------------------------------------------------
+
+
+async def nested(depth: int) -> float:
+    t = time.perf_counter()
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(depth):
+            await stack.enter_async_context(scope(with_timeout(current(), 3600)))
+    return time.perf_counter() - t
+
+
+async def bench_nested() -> None:
+    print("nested deadline scopes (enter all, then exit all):")
+    per_scope = {}
+    for depth in (1_000, 10_000, 100_000):
+        samples = [await nested(depth) for _ in range(3 if depth == 100_000 else REPS)]
+        total = statistics.median(samples)
+        per_scope[depth] = total / depth
+        print(f"  {depth:>7} scopes {total * 1e3:9.1f} ms  ({total / depth * 1e6:.2f} µs per scope)")
+    growth = per_scope[100_000] / per_scope[1_000]
+    print(f"  -> per-scope cost grows {growth:.2f}x from 10^3 to 10^5 (target: linear, ~1x)")
+
+
+# -- waking many tasks ---------------------------------------------------------
+
+
+async def wake_done(n: int) -> float:
+    ctx, cancel = with_cancel(background())
+    tasks = [asyncio.create_task(_await(ctx.done())) for _ in range(n)]
+    await asyncio.sleep(0)
+    t = time.perf_counter()
+    cancel()
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - t
+
+
+async def _await(fut: Awaitable[None]) -> None:
+    await fut
+
+
+async def wake_scopes(n: int) -> float:
+    ctx, cancel = with_cancel(background())
+
+    async def body() -> None:
+        try:
+            async with scope(ctx):
+                await asyncio.sleep(3600)
+        except polyctx.Canceled:
+            pass
+
+    tasks = [asyncio.create_task(body()) for _ in range(n)]
+    await asyncio.sleep(0)
+    t = time.perf_counter()
+    cancel()
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - t
+
+
+async def cancel_each(n: int) -> float:
+    async def body() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+
+    tasks = [asyncio.create_task(body()) for _ in range(n)]
+    await asyncio.sleep(0)
+    t = time.perf_counter()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - t
+
+
+async def bench_wake() -> None:
+    n = 10_000
+    cases = {
+        "await ctx.done() x10,000, one cancel()": wake_done,
+        "scope(ctx) x10,000, one cancel()": wake_scopes,
+        "task.cancel() each of 10,000": cancel_each,
+    }
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(REPS):
+        for name, fn in cases.items():
+            results[name].append(await fn(n))
+    print("waking 10,000 waiting tasks (cancel until every task has finished):")
+    for name, samples in results.items():
+        print(f"  {name:<46} {statistics.median(samples) * 1e3:8.2f} ms")
+    print("  -> target: <= 40 ms")
+
+
+# -- thread to loop --------------------------------------------------------------
+
+
+async def thread_wake_latency(samples: int, use_polyctx: bool) -> list[float]:
+    loop = asyncio.get_running_loop()
+    out = []
+    for _ in range(samples):
+        stamp = [0.0]
+        if use_polyctx:
+            ctx, cancel = with_cancel(background())
+            waiting = ctx.done()
+
+            def fire(cancel: Callable[[], None] = cancel, stamp: list[float] = stamp) -> None:
+                stamp[0] = time.perf_counter()
+                cancel()
+
+        else:
+            waiting = loop.create_future()
+
+            def fire(fut: asyncio.Future[None] = waiting, stamp: list[float] = stamp) -> None:
+                stamp[0] = time.perf_counter()
+                loop.call_soon_threadsafe(fut.set_result, None)
+
+        t = threading.Thread(target=fire)
+        t.start()
+        await waiting
+        out.append(time.perf_counter() - stamp[0])
+        t.join()
+    return out
+
+
+async def bench_thread_wake() -> None:
+    print("thread-to-loop wake latency (a thread cancels; the awaiting task resumes):")
+    for name, flag in (("polyctx cancel() -> await ctx.done()", True), ("call_soon_threadsafe(fut.set_result)", False)):
+        samples = await thread_wake_latency(500, flag)
+        print(f"  {name:<46} {median_us(samples)}")
+    print("  -> target: <= 10 µs")
+
+
+# -- synchronous costs -----------------------------------------------------------
+
+
+def derive_cancel(n: int) -> None:
+    bg = background()
+    for _ in range(n):
+        _ctx, cancel = with_cancel(bg)
+        cancel()
+
+
+def derive_timeout_cancel(n: int) -> None:
+    bg = background()
+    for _ in range(n):
+        _ctx, cancel = with_timeout(bg, 3600)
+        cancel()
+
+
+def err_live(n: int) -> None:
+    ctx, cancel = with_cancel(background())
+    err = ctx.err
+    for _ in range(n):
+        err()
+    cancel()
+
+
+def is_done(n: int) -> None:
+    ctx, cancel = with_cancel(background())
+    done = ctx.is_done
+    for _ in range(n):
+        done()
+    cancel()
+
+
+def untracked(fn: Callable[[int], None]) -> Callable[[int], None]:
+    def run(n: int) -> None:
+        _native._track_origins(False)
+        try:
+            fn(n)
+        finally:
+            _native._track_origins(True)
+
+    return run
+
+
+def bench_sync() -> None:
+    n = 200_000
+    results = interleave(
+        {
+            "with_cancel + cancel()": lambda: per_op(derive_cancel, n),
+            "with_cancel + cancel(), no lostcancel origin": lambda: per_op(untracked(derive_cancel), n),
+            "with_timeout(3600) + cancel()": lambda: per_op(derive_timeout_cancel, n),
+            "ctx.err() (live)": lambda: per_op(err_live, n),
+            "ctx.is_done()": lambda: per_op(is_done, n),
+        }
+    )
+    print("synchronous calls:")
+    for name, samples in results.items():
+        print(f"  {name:<46} {median_us(samples)}")
+    tracked = statistics.median(results["with_cancel + cancel()"])
+    bare = statistics.median(results["with_cancel + cancel(), no lostcancel origin"])
+    print(f"  -> lostcancel origin tracking costs {(tracked - bare) * 1e9:.0f} ns per cancel function")
+
+
+def main() -> None:
+    print(f"polyctx bench: Python {sys.version.split()[0]}, medians of {REPS} interleaved runs")
+    bench_sync()
+    for loop_name, factory in [("asyncio", asyncio.new_event_loop), ("uvloop", _uvloop_factory())]:
+        if factory is None:
+            continue
+        print(f"--- event loop: {loop_name}")
+        loop = factory()
+        try:
+            loop.run_until_complete(_async_main())
+        finally:
+            loop.close()
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+async def _async_main() -> None:
+    await bench_scopes()
+    await bench_wake()
+    await bench_thread_wake()
+    await bench_nested()
+
+
+if __name__ == "__main__":
+    main()
