@@ -152,7 +152,9 @@ pub(crate) fn cancel(root: &Node, reason: Reason, remove_from_parent: bool) -> b
     if remove_from_parent {
         detach_from_parent(root);
     }
-    run_callbacks(walk.callbacks);
+    if !walk.callbacks.is_empty() {
+        run_callbacks(walk.callbacks);
+    }
     true
 }
 
@@ -176,8 +178,11 @@ fn mark_done(node: &Node, mut g: Locked<'_>, error: Error, walk: &mut Walk) {
     if let Some(callbacks) = g.guarded().callbacks.take() {
         walk.callbacks.extend(*callbacks);
     }
+    let wake = g.has_listeners();
     drop(g);
-    c.event.notify(usize::MAX);
+    if wake {
+        c.wake_waiters();
+    }
     if c.own_deadline && c.timer_slot.load(Ordering::Relaxed) != NOT_QUEUED {
         timer::remove(node);
     }

@@ -131,12 +131,7 @@ impl Context {
             if self.is_done() {
                 return true;
             }
-            // Listen first, check second: a cancel between the two still
-            // notifies this listener.
-            let listener = c.event.listen();
-            if self.is_done() {
-                return true;
-            }
+            let Some(listener) = c.listen() else { return true };
             match deadline {
                 Some(d) => {
                     if listener.wait_deadline(d).is_none() {
@@ -202,10 +197,12 @@ impl Future for Done {
                 return Poll::Ready(());
             }
             match &mut this.listener {
-                // Listen first, then re-check the state in the next turn.
                 None => {
                     timer::ensure_running();
-                    this.listener = Some(c.event.listen());
+                    match c.listen() {
+                        Some(listener) => this.listener = Some(listener),
+                        None => return Poll::Ready(()),
+                    }
                 }
                 Some(listener) => {
                     ready!(Pin::new(listener).poll(cx));

@@ -26,10 +26,10 @@
 use std::cell::UnsafeCell;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 
 use crate::callback::Slot;
 use crate::error::{Cause, Error};
@@ -98,8 +98,12 @@ pub(crate) struct CancelNode {
     /// Written under `lock` before `state` leaves `LIVE`, never after. While
     /// live, a node with its own deadline keeps the deadline's cause here.
     cause: UnsafeCell<Option<Cause>>,
-    /// Wakes blocked and async waiters; lazily allocated by `event_listener`.
-    pub(crate) event: Event,
+    /// Wakes blocked and async waiters. Private: `event_listener` allocates
+    /// on first use, notify included, so only `listen` and `wake_waiters`
+    /// touch it.
+    event: Event,
+    /// Whether anyone ever listened; read and written under `lock`.
+    listened: AtomicBool,
 }
 
 #[derive(Default)]
@@ -192,6 +196,7 @@ impl CancelNode {
             links: UnsafeCell::new(Links::default()),
             cause: UnsafeCell::new(deadline_cause),
             event: Event::new(),
+            listened: AtomicBool::new(false),
         }
     }
 
@@ -203,6 +208,22 @@ impl CancelNode {
             node: self,
             _guard: guard,
         }
+    }
+
+    /// A listener that `wake_waiters` will notify, or `None` if the node is
+    /// already done. Registered under the lock, so it cannot miss the
+    /// cancellation that `wake_waiters` follows.
+    pub(crate) fn listen(&self) -> Option<EventListener> {
+        let _g = self.lock();
+        if self.state.load(Ordering::Relaxed) != LIVE {
+            return None;
+        }
+        self.listened.store(true, Ordering::Relaxed);
+        Some(self.event.listen())
+    }
+
+    pub(crate) fn wake_waiters(&self) {
+        self.event.notify(usize::MAX);
     }
 
     /// The cause recorded when this node became done; `None` while live or
@@ -247,6 +268,11 @@ impl Locked<'_> {
         // SAFETY: the lock is held and the node is live, so no reader looks
         // at `cause` yet (invariant 3) and no other writer exists.
         unsafe { std::mem::replace(&mut *self.node.cause.get(), cause) }
+    }
+
+    /// Whether `wake_waiters` has anything to wake once the lock is released.
+    pub(crate) fn has_listeners(&self) -> bool {
+        self.node.listened.load(Ordering::Relaxed)
     }
 
     /// The cause as it stands: the final cause once done, the deadline's

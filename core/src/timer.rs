@@ -36,6 +36,11 @@ struct Timer {
 struct Heap {
     entries: Vec<Entry>,
     thread_running: bool,
+    /// When the thread will next wake by itself (`clock::NEVER` while it
+    /// waits for the first entry). An insert wakes it only for an earlier
+    /// deadline: request servers add later and later deadlines, and a futex
+    /// wake per derive would cost more than the derive.
+    sleeps_until: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -52,6 +57,7 @@ static TIMER: Timer = Timer {
     heap: Mutex::new(Heap {
         entries: Vec::new(),
         thread_running: false,
+        sleeps_until: clock::NEVER,
     }),
     wake: Condvar::new(),
 };
@@ -80,7 +86,8 @@ pub(crate) fn insert(node: &Node, at: u64) {
         heap.remove(node);
         return;
     }
-    if heap.entries[0].node == NonNull::from(node) {
+    if at < heap.sleeps_until {
+        heap.sleeps_until = at;
         TIMER.wake.notify_one();
     }
     start_thread(&mut heap);
@@ -124,12 +131,14 @@ fn lock_raw() -> MutexGuard<'static, Heap> {
 }
 
 fn start_thread(heap: &mut Heap) {
-    if !heap.thread_running {
-        heap.thread_running = true;
-        std::thread::Builder::new()
-            .name("polyctx-timer".into())
-            .spawn(run)
-            .expect("polyctx: cannot start the timer thread");
+    if heap.thread_running {
+        return;
+    }
+    match std::thread::Builder::new().name("polyctx-timer".into()).spawn(run) {
+        Ok(_) => heap.thread_running = true,
+        // Out of threads: the deadline stays queued and the next timer
+        // operation tries again. Never panic here: callers may be C code.
+        Err(e) => eprintln!("polyctx: cannot start the timer thread yet ({e}); deadlines wait for it"),
     }
 }
 
@@ -149,6 +158,7 @@ fn run() {
             heap = lock_raw();
             continue;
         }
+        heap.sleeps_until = heap.entries.first().map_or(clock::NEVER, |e| e.at);
         heap = match heap.entries.first().map(|e| e.at) {
             Some(at) => match TIMER.wake.wait_timeout(heap, Duration::from_nanos(at - now)) {
                 Ok((heap, _)) => heap,

@@ -24,12 +24,22 @@ fn main() {
     let start = Instant::now();
     let at = || format!("[{:>4} ms]", start.elapsed().as_millis());
     let request = with_value(&Context::background(), &TRACE_ID, "4bf92f3577b34da6".to_string());
-    let (ctx, cancel) = with_timeout_cause(&request, Duration::from_millis(150), Cause::msg("request budget of 150ms spent"));
+    let (ctx, cancel) = with_timeout_cause(
+        &request,
+        Duration::from_millis(150),
+        Cause::msg("request budget of 150ms spent"),
+    );
     let _cancel = cancel.guard(); // Go's `defer cancel()`
 
     let trace = ctx.value(&TRACE_ID).expect("set above");
     println!("rust: request {trace} fans out to 5 services under a 150 ms deadline");
-    let services = [("auth", 20), ("profile", 60), ("search", 400), ("ads", 900), ("recommend", 2000)];
+    let services = [
+        ("auth", 20),
+        ("profile", 60),
+        ("search", 400),
+        ("ads", 900),
+        ("recommend", 2000),
+    ];
     let running = Arc::new(AtomicUsize::new(0));
     let (done_tx, done_rx) = mpsc::channel();
     for (name, ms) in services {
@@ -45,7 +55,11 @@ fn main() {
     for (name, ms, outcome) in done_rx {
         match outcome {
             Ok(v) => println!("{} {name:<9} answered {v} (needed {ms} ms)", at()),
-            Err(e) => println!("{} {name:<9} stopped: {e} ({}), would have needed {ms} ms", at(), cause(&ctx).unwrap()),
+            Err(e) => println!(
+                "{} {name:<9} stopped: {e} ({}), would have needed {ms} ms",
+                at(),
+                cause(&ctx).unwrap()
+            ),
         }
     }
     println!("{} workers still running: {}", at(), running.load(Ordering::SeqCst));

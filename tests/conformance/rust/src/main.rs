@@ -19,7 +19,9 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let name = Path::new(&path).file_stem().map_or(path.clone(), |s| s.to_string_lossy().into_owned());
+        let name = Path::new(&path)
+            .file_stem()
+            .map_or(path.clone(), |s| s.to_string_lossy().into_owned());
         for line in scenario::run(&name, &source) {
             writeln!(out, "{line}").expect("stdout");
         }

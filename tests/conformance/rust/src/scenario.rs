@@ -80,7 +80,9 @@ pub fn run(name: &str, source: &str) -> Vec<String> {
 /// A signed duration in nanoseconds: `-?<digits><ns|us|ms|s|m|h>`.
 fn duration(tok: &str) -> Result<i128, String> {
     let (neg, body) = tok.strip_prefix('-').map_or((false, tok), |b| (true, b));
-    let split = body.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| format!("bad duration {tok}"))?;
+    let split = body
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("bad duration {tok}"))?;
     let (digits, unit) = body.split_at(split);
     let n: i128 = digits.parse().map_err(|_| format!("bad duration {tok}"))?;
     let scale = match unit {
@@ -118,7 +120,10 @@ impl Scenario {
     }
 
     fn key(&mut self, name: &str) -> Key<String> {
-        self.keys.entry(name.to_string()).or_insert_with(|| Key::new(name.to_string())).clone()
+        self.keys
+            .entry(name.to_string())
+            .or_insert_with(|| Key::new(name.to_string()))
+            .clone()
     }
 
     fn add(&mut self, name: &str, ctx: Context, cancel: Option<Cancel>) -> Step {
@@ -142,11 +147,21 @@ impl Scenario {
     }
 
     fn step(&mut self, t: &[&str]) -> Step {
-        let arity = |n: usize| if t.len() == n { Ok(()) } else { Err(format!("{} wants {} arguments", t[0], n - 1)) };
+        let arity = |n: usize| {
+            if t.len() == n {
+                Ok(())
+            } else {
+                Err(format!("{} wants {} arguments", t[0], n - 1))
+            }
+        };
         match t[0] {
             "background" | "todo" => {
                 arity(2)?;
-                let root = if t[0] == "todo" { Context::todo() } else { Context::background() };
+                let root = if t[0] == "todo" {
+                    Context::todo()
+                } else {
+                    Context::background()
+                };
                 self.add(t[1], root, None)
             }
             "with_cancel" => {
@@ -163,7 +178,11 @@ impl Scenario {
                 if t.len() != 4 && t.len() != 5 {
                     return Err(format!("{} wants 3 or 4 arguments", t[0]));
                 }
-                let base = if t[0] == "with_timeout" { Instant::now() } else { self.t0 };
+                let base = if t[0] == "with_timeout" {
+                    Instant::now()
+                } else {
+                    self.t0
+                };
                 self.deadline_child(t, shift(base, duration(t[3])?))
             }
             "with_value" => {
@@ -183,7 +202,10 @@ impl Scenario {
             }
             "cancel" => {
                 arity(2)?;
-                self.cancels.get(t[1]).ok_or_else(|| format!("{} has no cancel function", t[1]))?.cancel();
+                self.cancels
+                    .get(t[1])
+                    .ok_or_else(|| format!("{} has no cancel function", t[1]))?
+                    .cancel();
                 Ok(None)
             }
             "cancel_cause" => {
@@ -240,7 +262,13 @@ impl Scenario {
     }
 
     fn observe(&mut self, t: &[&str]) -> Result<String, String> {
-        let want = |n: usize| if t.len() == n { Ok(()) } else { Err(format!("{} wants {} arguments", t[0], n - 1)) };
+        let want = |n: usize| {
+            if t.len() == n {
+                Ok(())
+            } else {
+                Err(format!("{} wants {} arguments", t[0], n - 1))
+            }
+        };
         let yes_no = |b: bool| if b { "true" } else { "false" }.to_string();
         match t[0] {
             "err" => {
@@ -263,7 +291,12 @@ impl Scenario {
             }
             "deadline" => {
                 want(2)?;
-                Ok(if self.ctx(t[1])?.deadline().is_some() { "set" } else { "none" }.into())
+                Ok(if self.ctx(t[1])?.deadline().is_some() {
+                    "set"
+                } else {
+                    "none"
+                }
+                .into())
             }
             "deadline_cmp" => {
                 want(3)?;
@@ -291,23 +324,33 @@ impl Scenario {
                 want(3)?;
                 let ns = duration(t[2])?;
                 let ctx = self.ctx(t[1])?;
-                Ok(yes_no(ctx.is_done() || (ns > 0 && ctx.wait_timeout(Duration::from_nanos(ns as u64)))))
+                Ok(yes_no(
+                    ctx.is_done() || (ns > 0 && ctx.wait_timeout(Duration::from_nanos(ns as u64))),
+                ))
             }
             "stop" => {
                 want(2)?;
-                let (stop, _) = self.afters.get(t[1]).ok_or_else(|| format!("unknown after-func {}", t[1]))?;
+                let (stop, _) = self
+                    .afters
+                    .get(t[1])
+                    .ok_or_else(|| format!("unknown after-func {}", t[1]))?;
                 Ok(yes_no(stop.stop()))
             }
             "ran" | "runs" => {
                 want(if t[0] == "ran" { 3 } else { 2 })?;
-                let (_, runs) = self.afters.get(t[1]).ok_or_else(|| format!("unknown after-func {}", t[1]))?;
+                let (_, runs) = self
+                    .afters
+                    .get(t[1])
+                    .ok_or_else(|| format!("unknown after-func {}", t[1]))?;
                 let count = runs.count.lock().unwrap();
                 if t[0] == "runs" {
                     return Ok(count.to_string());
                 }
                 let ns = duration(t[2])?.max(0) as u64;
-                let (count, _) =
-                    runs.changed.wait_timeout_while(count, Duration::from_nanos(ns), |c| *c == 0).unwrap();
+                let (count, _) = runs
+                    .changed
+                    .wait_timeout_while(count, Duration::from_nanos(ns), |c| *c == 0)
+                    .unwrap();
                 Ok(yes_no(*count > 0))
             }
             other => Err(format!("unknown operation {other}")),

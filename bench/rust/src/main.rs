@@ -1,0 +1,27 @@
+//! Core benchmarks: polyctx beside tokio-util's CancellationToken, printed as
+//! JSON lines that bench/run.py turns into the side-by-side table.
+//! `--quick` runs fewer, shorter repetitions.
+
+mod harness;
+mod memory;
+mod ops;
+
+use std::time::Duration;
+
+use harness::Bench;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        // A plain loop of one operation, for callgrind or perf.
+        return ops::profile(args.get(i + 1).map_or("", String::as_str));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let bench = Bench {
+        reps: if quick { 3 } else { 9 },
+        target: Duration::from_millis(if quick { 5 } else { 20 }),
+    };
+    ops::core(&bench);
+    ops::scaling(&bench, quick);
+    ops::memory(quick);
+}
