@@ -96,7 +96,7 @@ test-c-install: c-stage
 		-o $(C_BUILD)/example-static
 	! ldd $(C_BUILD)/example-static | grep -q libctx
 	$(C_BUILD)/example-static
-	$(PYTHON) ffi-c/tests/check_readme.py examples/c/example.c ffi-c/README-section.md README.md
+	$(PYTHON) ffi-c/tests/check_readme.py examples/c/example.c README.md
 
 test-conformance-c: c-stage
 	@mkdir -p $(C_BUILD)
