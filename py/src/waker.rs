@@ -227,9 +227,14 @@ impl Waker {
         Ok(fut)
     }
 
-    /// Calls `scope._fire()` on the loop once `ctx` is done; returns an id for `unwatch`.
-    fn watch(&self, ctx: &Bound<'_, Context>, scope: Py<PyAny>) -> u64 {
-        self.add(&ctx.get().inner, Kind::Scope, scope)
+    /// Calls `scope._fire()` on the loop once `ctx` is done, and returns an
+    /// id for `unwatch`; returns None, watching nothing, if `ctx` is done already.
+    fn watch(&self, ctx: &Bound<'_, Context>, scope: Py<PyAny>) -> Option<u64> {
+        let ctx = &ctx.get().inner;
+        if ctx.is_done() {
+            return None;
+        }
+        Some(self.add(ctx, Kind::Scope, scope))
     }
 
     /// Forgets a `watch`; true if it had not fired yet.

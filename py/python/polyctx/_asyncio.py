@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import weakref
-from asyncio import AbstractEventLoop, CancelledError, Future, current_task, get_running_loop
+from asyncio import AbstractEventLoop, CancelledError, Future, get_running_loop
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -76,6 +76,14 @@ def current() -> Context:
 
 _HAS_UNCANCEL = sys.version_info >= (3, 11)
 
+if sys.version_info >= (3, 12):
+    from asyncio import current_task as _current_task_of  # in C since 3.12
+else:
+    from asyncio.tasks import _current_tasks
+
+    # What asyncio.current_task(loop) does, without its Python-level call.
+    _current_task_of = _current_tasks.get
+
 # Scope states.
 _CREATED, _ENTERED, _FIRED, _EXITED = range(4)
 
@@ -111,7 +119,8 @@ class scope:
     async def __aenter__(self) -> Context:
         if self._state is not _CREATED:
             raise RuntimeError("a scope can be entered only once")
-        task = current_task()
+        loop = get_running_loop()
+        task = _current_task_of(loop)
         if task is None:
             raise RuntimeError("polyctx.scope() must be used inside an asyncio task")
         self._task: Task[object] = task
@@ -120,11 +129,15 @@ class scope:
         ctx = self._ctx
         self._token: Token[Context] = _current.set(ctx)
         self._state = _ENTERED
-        if ctx.is_done():
-            self._fire()
+        last_loop, waker = _last
+        if last_loop is not loop or waker is None:
+            waker = _waker(loop)
+        self._waker = waker
+        watch = waker.watch(ctx, self)
+        if watch is None:
+            self._fire()  # already done
         else:
-            self._waker = waker = _waker(task.get_loop())
-            self._id = waker.watch(ctx, self)
+            self._id = watch
         return ctx
 
     def _fire(self) -> None:
