@@ -79,7 +79,7 @@ _HAS_UNCANCEL = sys.version_info >= (3, 11)
 if sys.version_info >= (3, 12):
     from asyncio import current_task as _current_task_of  # in C since 3.12
 else:
-    from asyncio.tasks import _current_tasks
+    from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
 
     # What asyncio.current_task(loop) does, without its Python-level call.
     _current_task_of = _current_tasks.get
