@@ -96,6 +96,11 @@ unsafe fn unlink(g: &mut Locked<'_>, child: &Node) {
 /// that point at it, so that it can be freed (node invariant 1).
 pub(crate) fn unhook(node: &Node) {
     let c = node.cancel_part();
+    // A done node is already unhooked (node invariant 7): the most common
+    // drop, after `cancel`, takes no lock at all.
+    if c.state.load(Ordering::Acquire) != LIVE {
+        return;
+    }
     if c.own_deadline && c.timer_slot.load(Ordering::Relaxed) != NOT_QUEUED {
         timer::remove(node);
     }

@@ -27,8 +27,13 @@ pub fn now_ns() -> u64 {
 
 /// `now + timeout` as a deadline, saturating at [`MAX_DEADLINE_NS`].
 pub fn deadline_after(timeout: Duration) -> u64 {
-    let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-    now_ns().saturating_add(ns).min(MAX_DEADLINE_NS)
+    add(now_ns(), timeout)
+}
+
+/// `at + d`, saturating at [`MAX_DEADLINE_NS`].
+pub(crate) fn add(at: u64, d: Duration) -> u64 {
+    let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    at.saturating_add(ns).min(MAX_DEADLINE_NS)
 }
 
 struct Anchor {

@@ -245,33 +245,39 @@ pub fn with_cancel_cause(parent: &Context) -> (Context, CancelCauseFunc) {
 /// no timer of its own. A deadline already past makes the child done at once
 /// with [`Error::DeadlineExceeded`].
 pub fn with_deadline(parent: &Context, deadline: Instant) -> (Context, CancelFunc) {
-    deadline_child(parent, clock::from_instant(deadline), None)
+    deadline_child(parent, clock::from_instant(deadline), clock::now_ns(), None)
 }
 
 /// Like [`with_deadline`], and `cause` becomes the context's cause when the
 /// deadline passes (not when it is canceled).
 pub fn with_deadline_cause(parent: &Context, deadline: Instant, cause: Cause) -> (Context, CancelFunc) {
-    deadline_child(parent, clock::from_instant(deadline), Some(cause))
+    deadline_child(parent, clock::from_instant(deadline), clock::now_ns(), Some(cause))
 }
 
 /// `with_deadline(parent, now + timeout)` (Go's `WithTimeout`). Timeouts too
 /// large to represent saturate to a deadline centuries away.
 pub fn with_timeout(parent: &Context, timeout: Duration) -> (Context, CancelFunc) {
-    deadline_child(parent, clock::deadline_after(timeout), None)
+    timeout_child(parent, timeout, None)
 }
 
 /// Like [`with_timeout`], and `cause` becomes the context's cause when the
 /// timeout expires (not when it is canceled).
 pub fn with_timeout_cause(parent: &Context, timeout: Duration, cause: Cause) -> (Context, CancelFunc) {
-    deadline_child(parent, clock::deadline_after(timeout), Some(cause))
+    timeout_child(parent, timeout, Some(cause))
 }
 
-fn deadline_child(parent: &Context, at: u64, cause: Option<Cause>) -> (Context, CancelFunc) {
+fn timeout_child(parent: &Context, timeout: Duration, cause: Option<Cause>) -> (Context, CancelFunc) {
+    // One clock read serves both the deadline and the "already past" check.
+    let now = clock::now_ns();
+    deadline_child(parent, clock::add(now, timeout), now, cause)
+}
+
+fn deadline_child(parent: &Context, at: u64, now: u64, cause: Option<Cause>) -> (Context, CancelFunc) {
     if inherited_deadline(parent) < at {
         return with_cancel(parent);
     }
     let node = cancel::new_node(&parent.node, at, true, cause);
-    if at <= clock::now_ns() {
+    if at <= now {
         cancel::cancel(&node, Reason::Deadline, true);
     } else if node.state() == LIVE {
         timer::insert(&node, at);

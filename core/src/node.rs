@@ -22,6 +22,10 @@
 //!    the timer lock; user code (callbacks, wakers, value and cause
 //!    destructors) runs with no lock held.
 //! 6. Background and TODO are immortal statics: their count is never touched.
+//! 7. A done node is in no list and no timer entry: whoever makes it done
+//!    (its own cancel, which also detaches it, or its parent's walk, which
+//!    takes the whole list) holds a count until it has unhooked it, and a
+//!    child of a done parent is never linked.
 
 use std::cell::UnsafeCell;
 use std::ops::Deref;

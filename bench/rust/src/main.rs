@@ -16,6 +16,10 @@ fn main() {
         // A plain loop of one operation, for callgrind or perf.
         return ops::profile(args.get(i + 1).map_or("", String::as_str));
     }
+    if let Some(i) = args.iter().position(|a| a == "--memory-of") {
+        let count = args.get(i + 2).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+        return ops::memory_of(args.get(i + 1).map_or("", String::as_str), count);
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let bench = Bench {
         reps: if quick { 3 } else { 9 },

@@ -149,34 +149,47 @@ pub fn scaling(bench: &Bench, quick: bool) {
 
 pub fn memory(quick: bool) {
     let count = if quick { 200_000 } else { 1_000_000 };
+    for kind in ["context", "deadline", "value", "tokio-child"] {
+        memory::measure_in_child(kind, count);
+    }
+}
+
+/// In a child process: bytes per live object of one kind.
+pub fn memory_of(kind: &str, count: usize) {
     let (parent, _keep) = with_cancel(&Context::background());
     let token = CancellationToken::new();
     let key: Key<u64> = Key::new("k");
-    let results = [
-        (
+    let (op, implementation, (heap, rss)) = match kind {
+        "context" => (
             "live context",
             "polyctx",
             memory::per_object(count, || with_cancel(&parent)),
         ),
-        (
-            "live context",
-            "tokio-util",
-            memory::per_object(count, || token.child_token()),
-        ),
-        (
+        "deadline" => (
             "live deadline context",
             "polyctx",
             memory::per_object(count, || with_timeout(&parent, HOUR)),
         ),
-        (
+        "value" => (
             "live value context",
             "polyctx",
             memory::per_object(count, || with_value(&parent, &key, 7u64)),
         ),
-    ];
-    for (op, implementation, bytes) in results {
-        emit("memory", &format!("bytes per {op}"), implementation, "bytes", bytes);
-    }
+        "tokio-child" => (
+            "live context",
+            "tokio-util",
+            memory::per_object(count, || token.child_token()),
+        ),
+        _ => return eprintln!("unknown kind {kind}"),
+    };
+    emit("memory", &format!("heap bytes per {op}"), implementation, "bytes", heap);
+    emit(
+        "memory",
+        &format!("resident bytes per {op}"),
+        implementation,
+        "bytes",
+        rss,
+    );
 }
 
 pub fn profile(op: &str) {
