@@ -12,6 +12,7 @@
 //! (a scope that exited while its context was being canceled) finds nothing.
 
 use std::ffi::c_int;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use polyctx::Registration;
@@ -24,6 +25,8 @@ struct Shared {
     read_fd: c_int,
     write_fd: c_int,
     queue: Mutex<Vec<u64>>,
+    /// When the fd was last written (clock ns), for the latency benchmark.
+    signaled_at: AtomicU64,
 }
 
 impl Shared {
@@ -33,6 +36,7 @@ impl Shared {
             read_fd,
             write_fd,
             queue: Mutex::new(Vec::new()),
+            signaled_at: AtomicU64::new(0),
         })
     }
 
@@ -50,6 +54,7 @@ impl Shared {
         // Only the first id after a drain writes: the loop reads the fd before
         // taking the queue, so it never misses one.
         if was_empty {
+            self.signaled_at.store(polyctx::clock::now_ns(), Ordering::Relaxed);
             signal(self.write_fd);
         }
     }
@@ -274,6 +279,13 @@ impl Waker {
                 r.stop();
             }
         }
+    }
+
+    /// When a context done on some thread last signalled this loop, in
+    /// `time.monotonic_ns()` nanoseconds (for the latency benchmark).
+    #[getter]
+    fn signaled_at_ns(&self) -> u64 {
+        self.shared.signaled_at.load(Ordering::Relaxed)
     }
 
     /// How many futures and scopes wait (for tests).
