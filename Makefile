@@ -16,19 +16,20 @@ BUILD := $(ROOT)/build
 LINT_TARGETS := lint-rust
 TEST_TARGETS := test-rust test-conformance-go test-conformance-rust
 DEMO_TARGETS := demo-rust
-BENCH_TARGETS :=
+BENCH_BUILD_TARGETS :=
 
 -include ffi-c/c.mk
 -include py/py.mk
 -include node/node.mk
 -include bench/bench.mk
 
-.PHONY: help demo test lint bench clean $(LINT_TARGETS) $(TEST_TARGETS) $(DEMO_TARGETS) $(BENCH_TARGETS)
+.PHONY: help demo test lint bench bench-run clean $(LINT_TARGETS) $(TEST_TARGETS) $(DEMO_TARGETS) $(BENCH_BUILD_TARGETS)
 
 help:
 	@echo "make demo   build and run the fan-out demo in every language"
 	@echo "make test   build everything and run every test suite"
 	@echo "make bench  release builds and side-by-side benchmarks (writes bench/results.md)"
+	@echo "            BENCH_ARGS=--quick for a short run"
 
 demo: $(DEMO_TARGETS)
 
@@ -37,7 +38,8 @@ test: lint $(TEST_TARGETS)
 
 lint: $(LINT_TARGETS)
 
-bench: $(BENCH_TARGETS)
+# BENCH_ARGS=--quick for a short run.
+bench: bench-run
 
 clean:
 	$(CARGO) clean

@@ -7,7 +7,7 @@
 LINT_TARGETS += lint-c
 TEST_TARGETS += test-c test-conformance-c
 DEMO_TARGETS += demo-c
-BENCH_TARGETS += bench-c
+BENCH_BUILD_TARGETS += bench-build-c
 
 .PHONY: install header-c c-stage test-c-unit test-c-valgrind test-c-asan test-c-install
 
@@ -108,11 +108,14 @@ demo-c: c-stage
 	@$(CC) $(C_WARN) -O1 -I$(C_STAGE)/include examples/c/fanout.c -o $(C_BUILD)/fanout $(C_LINK_STAGE)
 	@$(C_BUILD)/fanout
 
-# Release build of the library only here.
-bench-c:
+# Release build of the library only here. bench/run.py runs the program
+# beside the others; `make bench-c` runs it alone.
+bench-c: bench-build-c
+	$(C_BUILD)/bench/bench
+
+bench-build-c:
 	$(CARGO) build --locked --release -q -p polyctx-ffi-c
 	@mkdir -p $(C_BUILD)/bench
 	$(call c_install,$(ROOT)/target/release,$(C_BUILD)/bench/prefix,$(C_BUILD)/bench/prefix)
 	$(CC) $(C_WARN) -O2 -I$(C_BUILD)/bench/prefix/include ffi-c/bench/bench.c -o $(C_BUILD)/bench/bench \
 		-L$(C_BUILD)/bench/prefix/lib -Wl,-rpath,$(C_BUILD)/bench/prefix/lib -lctx -pthread
-	$(C_BUILD)/bench/bench

@@ -1,10 +1,10 @@
 /* The cost of the C calls, to set beside the Rust numbers of bench/rust
- * (same operations, same names). Prints one line per operation:
+ * (same operations, same names). Prints one JSON line per operation, the
+ * format every bench program shares (bench/run.py reads them):
  *
- *   <name> <median ns/op>
+ *   {"area":"c","op":"<name>","impl":"polyctx","unit":"ns_per_op","value":<median>}
  *
- * The name may contain spaces; the number is the last field. Build against
- * a release libctx (`make bench-c`). */
+ * Build against a release libctx (`make bench-c`). */
 #define _GNU_SOURCE
 #include <ctx.h>
 #include <stdio.h>
@@ -46,7 +46,8 @@ static void bench(const char *name, op_fn op, void *arg) {
         ns[r] = (double)(now() - t) / (double)n;
     }
     qsort(ns, RUNS, sizeof ns[0], cmp);
-    printf("%s %.1f\n", name, ns[RUNS / 2]);
+    printf("{\"area\":\"c\",\"op\":\"%s\",\"impl\":\"polyctx\",\"unit\":\"ns_per_op\",\"value\":%.3f}\n", name,
+           ns[RUNS / 2]);
 }
 
 static void derive_cancel(void *parent, long n) {
@@ -119,7 +120,6 @@ int main(void) {
     ctx_with_cancel(ctx_background(), &parent, &keep);
     ctx_with_cancel(parent, &live, &keep_live);
 
-    printf("# libctx %s, C calls: name ns/op (median of %d runs)\n", ctx_version(), RUNS);
     bench("derive+cancel", derive_cancel, parent);
     bench("derive+cancel with deadline", derive_cancel_deadline, parent);
     bench("is_done", is_done, live);

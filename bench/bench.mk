@@ -1,0 +1,15 @@
+# `make bench`: release builds of every benchmark program, then bench/run.py
+# runs them interleaved and prints the side-by-side table (bench/results.md).
+# Fragments add their build steps to BENCH_BUILD_TARGETS.
+
+BENCH_BUILD_TARGETS += bench-build-rust bench-build-go
+
+bench-build-rust:
+	$(CARGO) build --locked --release -q -p polyctx-bench
+
+bench-build-go:
+	@mkdir -p $(BUILD)/bench
+	$(GO) -C bench/go build -o $(BUILD)/bench/go-bench .
+
+bench-run: $(BENCH_BUILD_TARGETS)
+	$(PYTHON) bench/run.py $(BENCH_ARGS)

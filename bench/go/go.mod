@@ -1,0 +1,3 @@
+module polyctx.dev/bench/go
+
+go 1.21

@@ -1,0 +1,187 @@
+// Command bench times Go's own context package on the operations that
+// bench/rust times for polyctx, printing the same JSON lines, so that
+// bench/run.py can put them side by side.
+//
+//	go run . [-quick]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+)
+
+const hour = time.Hour
+
+var (
+	quick  = flag.Bool("quick", false, "fewer, shorter repetitions")
+	reps   = 9
+	target = 20 * time.Millisecond
+	sink   any
+)
+
+func main() {
+	flag.Parse()
+	if *quick {
+		reps, target = 3, 5*time.Millisecond
+	}
+	parent, cancelParent := context.WithCancel(context.Background())
+	defer cancelParent()
+
+	measure("derive+cancel", 1, func(n int) time.Duration {
+		return timed(n, func() {
+			c, cancel := context.WithCancel(parent)
+			cancel()
+			sink = c
+		})
+	})
+	measure("derive+cancel with deadline", 1, func(n int) time.Duration {
+		return timed(n, func() {
+			c, cancel := context.WithTimeout(parent, hour)
+			cancel()
+			sink = c
+		})
+	})
+	live, cancelLive := context.WithCancel(parent)
+	defer cancelLive()
+	// Go has no separate is-done check: Err is how code asks.
+	for _, op := range []string{"is_done", "err"} {
+		measure(op, 1, func(n int) time.Duration {
+			return timed(n, func() { sink = live.Err() })
+		})
+	}
+	for _, depth := range []int{10, 100} {
+		key, leaf := valueChain(depth)
+		measure(fmt.Sprintf("value lookup depth %d", depth), 1, func(n int) time.Duration {
+			return timed(n, func() { sink = leaf.Value(key) })
+		})
+	}
+	measure("tree cancel 10k (per node)", 10_000, func(n int) time.Duration {
+		var total time.Duration
+		for i := 0; i < n; i++ {
+			cancel, keep := tree(10_000)
+			start := time.Now()
+			cancel()
+			total += time.Since(start)
+			sink = keep
+		}
+		return total
+	})
+	measure("wake 10k async waiters (per waiter)", 10_000, func(n int) time.Duration {
+		var total time.Duration
+		for i := 0; i < n; i++ {
+			total += wake(10_000)
+		}
+		return total
+	})
+	count := 1_000_000
+	if *quick {
+		count = 200_000
+	}
+	memory("live context", count, func() (context.Context, context.CancelFunc) { return context.WithCancel(parent) })
+	memory("live deadline context", count, func() (context.Context, context.CancelFunc) { return context.WithTimeout(parent, hour) })
+}
+
+// measure times op (n iterations per call, each handling `items` items)
+// reps times and prints the median time per item.
+func measure(op string, items int, f func(n int) time.Duration) {
+	n := 1
+	for {
+		if d := f(n); d >= target/4 || n >= 1<<30 {
+			n = int(math.Max(1, float64(target)/(float64(d)/float64(n))))
+			break
+		}
+		n *= 4
+	}
+	samples := make([]float64, reps)
+	for i := range samples {
+		samples[i] = float64(f(n).Nanoseconds()) / float64(n) / float64(items)
+	}
+	sort.Float64s(samples)
+	emit("rust", op, "ns_per_op", samples[len(samples)/2])
+}
+
+func timed(n int, f func()) time.Duration {
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		f()
+	}
+	return time.Since(start)
+}
+
+type otherKey struct{ i int }
+type wantedKey struct{}
+
+func valueChain(depth int) (any, context.Context) {
+	leaf := context.WithValue(context.Background(), wantedKey{}, 1)
+	for i := 1; i < depth; i++ {
+		leaf = context.WithValue(leaf, otherKey{i}, i)
+	}
+	return wantedKey{}, leaf
+}
+
+// tree builds a root with sqrt(size) children each with as many children.
+func tree(size int) (context.CancelFunc, []context.CancelFunc) {
+	fan := int(math.Sqrt(float64(size)))
+	root, cancel := context.WithCancel(context.Background())
+	keep := make([]context.CancelFunc, 0, size)
+	for i := 0; i < fan; i++ {
+		child, c := context.WithCancel(root)
+		for j := 0; j < size/fan-1; j++ {
+			_, cc := context.WithCancel(child)
+			keep = append(keep, cc)
+		}
+		keep = append(keep, c)
+	}
+	return cancel, keep
+}
+
+// wake parks `waiters` goroutines on Done and times one cancel until all return.
+func wake(waiters int) time.Duration {
+	ctx, cancel := context.WithCancel(context.Background())
+	var ready, done sync.WaitGroup
+	ready.Add(waiters)
+	done.Add(waiters)
+	for i := 0; i < waiters; i++ {
+		go func() {
+			ready.Done()
+			<-ctx.Done()
+			done.Done()
+		}()
+	}
+	ready.Wait()
+	runtime.Gosched()
+	start := time.Now()
+	cancel()
+	done.Wait()
+	return time.Since(start)
+}
+
+// memory reports heap bytes per live context, the holding slices excluded.
+func memory(op string, count int, derive func() (context.Context, context.CancelFunc)) {
+	ctxs := make([]context.Context, 0, count)
+	cancels := make([]context.CancelFunc, 0, count)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < count; i++ {
+		c, cancel := derive()
+		ctxs = append(ctxs, c)
+		cancels = append(cancels, cancel)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perObject := float64(after.HeapAlloc-before.HeapAlloc) / float64(count)
+	runtime.KeepAlive(ctxs)
+	runtime.KeepAlive(cancels)
+	fmt.Printf(`{"area":"memory","op":"heap bytes per %s","impl":"go","unit":"bytes","value":%.3f}`+"\n", op, perObject)
+}
+
+func emit(area, op, unit string, v float64) {
+	fmt.Printf(`{"area":"%s","op":"%s","impl":"go","unit":"%s","value":%.3f}`+"\n", area, op, unit, v)
+}
