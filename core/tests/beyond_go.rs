@@ -174,3 +174,17 @@ fn stress_cancel_derive_wait_drop_from_many_threads() {
         assert_eq!(stats::children(&root), 0);
     }
 }
+
+#[test]
+fn every_handle_is_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Context>();
+    send_sync::<polyctx::CancelFunc>();
+    send_sync::<polyctx::CancelCauseFunc>();
+    send_sync::<polyctx::CancelGuard>();
+    send_sync::<polyctx::Done>();
+    send_sync::<polyctx::Registration>();
+    send_sync::<polyctx::AfterFunc>();
+    send_sync::<polyctx::Cause>();
+    send_sync::<Key<std::cell::Cell<u8>>>(); // a key is shareable whatever it finds
+}
