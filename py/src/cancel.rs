@@ -79,7 +79,7 @@ pub(crate) struct Cancel {
 }
 
 impl Cancel {
-    fn cancel(&self, cause: Option<polyctx::Cause>) {
+    pub(crate) fn cancel(&self, cause: Option<polyctx::Cause>) {
         self.called.store(true, Ordering::Relaxed);
         match &self.func {
             Func::Plain(f) => f.cancel(),

@@ -2,9 +2,11 @@
 //! asyncio glue, is the pure-Python package `polyctx` in `python/polyctx/`.
 
 mod after;
+mod call;
 mod cancel;
 mod cause;
 mod context;
+mod scope;
 mod waker;
 
 use pyo3::prelude::*;
@@ -18,6 +20,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cancel::CancelPair>()?;
     m.add_class::<after::StopFunc>()?;
     m.add_class::<waker::Waker>()?;
+    m.add_class::<scope::Scope>()?;
     m.add_function(wrap_pyfunction!(context::background, m)?)?;
     m.add_function(wrap_pyfunction!(context::todo, m)?)?;
     m.add_function(wrap_pyfunction!(context::with_cancel, m)?)?;

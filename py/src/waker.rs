@@ -20,6 +20,7 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 
 use crate::context::Context;
+use crate::scope::Scope;
 
 struct Shared {
     read_fd: c_int,
@@ -115,7 +116,7 @@ fn clear(fd: c_int) {
 enum Kind {
     /// An asyncio future to resolve with None.
     Future,
-    /// A `polyctx.scope` whose `_fire()` cancels its task.
+    /// A `polyctx.scope`, whose task to cancel.
     Scope,
 }
 
@@ -173,6 +174,13 @@ pub(crate) struct Waker {
 }
 
 impl Waker {
+    pub(crate) fn watch_scope(&self, ctx: &polyctx::Context, scope: Py<PyAny>) -> Option<u64> {
+        if ctx.is_done() {
+            return None;
+        }
+        Some(self.add(ctx, Kind::Scope, scope))
+    }
+
     fn slab(&self) -> MutexGuard<'_, Slab> {
         self.slab.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -232,18 +240,14 @@ impl Waker {
         Ok(fut)
     }
 
-    /// Calls `scope._fire()` on the loop once `ctx` is done, and returns an
+    /// Fires `scope` (cancels its task) on the loop once `ctx` is done, and returns an
     /// id for `unwatch`; returns None, watching nothing, if `ctx` is done already.
     fn watch(&self, ctx: &Bound<'_, Context>, scope: Py<PyAny>) -> Option<u64> {
-        let ctx = &ctx.get().inner;
-        if ctx.is_done() {
-            return None;
-        }
-        Some(self.add(ctx, Kind::Scope, scope))
+        self.watch_scope(&ctx.get().inner, scope)
     }
 
     /// Forgets a `watch`; true if it had not fired yet.
-    fn unwatch(&self, id: u64) -> bool {
+    pub(crate) fn unwatch(&self, id: u64) -> bool {
         let entry = self.slab().remove(id);
         match entry {
             Some(e) => e.registration.is_some_and(|r| r.stop()),
@@ -303,7 +307,9 @@ fn fire(py: Python<'_>, entry: &Entry) -> PyResult<()> {
             }
         }
         Kind::Scope => {
-            target.call_method0(pyo3::intern!(py, "_fire"))?;
+            if let Ok(scope) = target.cast::<Scope>() {
+                scope.borrow_mut().fire(py)?;
+            }
         }
     }
     Ok(())

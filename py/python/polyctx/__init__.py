@@ -11,7 +11,7 @@ asyncio glue (`scope`, `current`, `await ctx.done()`).
 
 from __future__ import annotations
 
-from ._asyncio import current, scope
+from ._asyncio import current
 from ._errors import Canceled, ContextError, DeadlineExceeded, ForeignCause
 from ._native import (
     CancelCauseFunc,
@@ -23,6 +23,7 @@ from ._native import (
     after_func,
     background,
     cause,
+    scope,
     todo,
     with_cancel,
     with_cancel_cause,
