@@ -163,7 +163,10 @@ impl Context {
     pub(crate) fn repr(&self) -> String {
         // The core shows a value that is not a Rust string by its Rust type
         // name; a Python value is just an object to it.
-        let chain = self.inner.to_string().replace(std::any::type_name::<Value>(), "<object>");
+        let chain = self
+            .inner
+            .to_string()
+            .replace(std::any::type_name::<Value>(), "<object>");
         format!("<polyctx.Context {chain}>")
     }
 }
