@@ -117,3 +117,17 @@ def test_contexts_do_not_leak_under_churn():
     del ctx, cancel, obj
     cancel_root()
     assert collected(ref)
+
+
+def test_a_caught_exception_as_cause_without_its_traceback_is_released():
+    def handler():
+        obj = Obj()
+        ctx, cancel = with_cancel_cause(with_value(background(), Key("k"), obj))
+        try:
+            raise ValueError("failed")
+        except ValueError as e:
+            cancel(e.with_traceback(None))  # as the README advises
+        assert isinstance(cause(ctx), ValueError)
+        return weakref.ref(obj)
+
+    assert collected(handler())
