@@ -44,9 +44,13 @@ fn error_type(py: Python<'_>, error: Error) -> PyResult<&Bound<'_, PyType>> {
     }
 }
 
-/// A new `Canceled` or `DeadlineExceeded` instance.
+/// A new `Canceled` or `DeadlineExceeded` instance, with Go's message.
 pub(crate) fn error_object(py: Python<'_>, error: Error) -> PyResult<Bound<'_, PyAny>> {
-    error_type(py, error)?.call0()
+    let message = match error {
+        Error::Canceled => pyo3::intern!(py, "context canceled"),
+        Error::DeadlineExceeded => pyo3::intern!(py, "context deadline exceeded"),
+    };
+    error_type(py, error)?.call1((message,))
 }
 
 /// The cause argument of a cancel function, as a core cause.

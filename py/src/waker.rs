@@ -19,6 +19,7 @@ use polyctx::Registration;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 
+use crate::call::method;
 use crate::context::Context;
 use crate::scope::Scope;
 
@@ -114,8 +115,9 @@ fn clear(fd: c_int) {
 }
 
 enum Kind {
-    /// An asyncio future to resolve with None.
-    Future,
+    /// An asyncio future to resolve with None, and its done-callback that
+    /// forgets the wait if the future is cancelled first.
+    Future(Py<PyAny>),
     /// A `polyctx.scope`, whose task to cancel.
     Scope,
 }
@@ -225,18 +227,27 @@ impl Waker {
         ctx: &Bound<'py, Context>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let fut = event_loop.call_method0(pyo3::intern!(py, "create_future"))?;
+        let fut = method(event_loop, pyo3::intern!(py, "create_future"), &[])?;
         let ctx = &ctx.get().inner;
         if ctx.is_done() {
             fut.call_method1(pyo3::intern!(py, "set_result"), (py.None(),))?;
             return Ok(fut);
         }
-        let id = slf.get().add(ctx, Kind::Future, fut.clone().unbind());
-        let forget = Forget {
-            waker: slf.clone().unbind(),
-            id,
-        };
-        fut.call_method1(pyo3::intern!(py, "add_done_callback"), (forget,))?;
+        // The id is known only once the entry is in, so the entry starts
+        // without its done-callback.
+        let id = slf.get().add(ctx, Kind::Future(py.None()), fut.clone().unbind());
+        let forget = Bound::new(
+            py,
+            Forget {
+                waker: slf.clone().unbind(),
+                id,
+            },
+        )?
+        .into_any();
+        if let Some(entry) = slf.get().slab().get_mut(id) {
+            entry.kind = Kind::Future(forget.clone().unbind());
+        }
+        method(&fut, pyo3::intern!(py, "add_done_callback"), &[&forget])?;
         Ok(fut)
     }
 
@@ -300,10 +311,13 @@ impl Waker {
 
 fn fire(py: Python<'_>, entry: &Entry) -> PyResult<()> {
     let target = entry.target.bind(py);
-    match entry.kind {
-        Kind::Future => {
-            if !target.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
-                target.call_method1(pyo3::intern!(py, "set_result"), (py.None(),))?;
+    match &entry.kind {
+        Kind::Future(forget) => {
+            // Resolved here, so the done-callback has nothing left to do:
+            // spare the loop from scheduling it.
+            method(target, pyo3::intern!(py, "remove_done_callback"), &[forget.bind(py)])?;
+            if !method(target, pyo3::intern!(py, "done"), &[])?.is_truthy()? {
+                method(target, pyo3::intern!(py, "set_result"), &[&py.None().into_bound(py)])?;
             }
         }
         Kind::Scope => {

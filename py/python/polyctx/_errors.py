@@ -13,16 +13,17 @@ class ContextError(Exception):
 class Canceled(ContextError):
     """The context was canceled (Go's `context.Canceled`)."""
 
-    def __init__(self, *args: object) -> None:
-        super().__init__(*(args or ("context canceled",)))
+    # No __init__ of its own: contexts make these by the thousand, in C.
+    def __str__(self) -> str:
+        return super().__str__() if self.args else "context canceled"
 
 
 class DeadlineExceeded(ContextError, TimeoutError):
     """The context's deadline passed (Go's `context.DeadlineExceeded`); a
     `TimeoutError`, like the error of `asyncio.timeout`."""
 
-    def __init__(self, *args: object) -> None:
-        super().__init__(*(args or ("context deadline exceeded",)))
+    def __str__(self) -> str:
+        return super().__str__() if self.args else "context deadline exceeded"
 
 
 class ForeignCause(Exception):
