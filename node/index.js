@@ -113,10 +113,13 @@ function makeError(code, cause) {
 
 const NO_CAUSE = Symbol('no cause')
 
-// A cause as the native module reports it (see node/src/events.rs).
-function causeOf(repr) {
+// A cause as the native module reports it (see node/src/events.rs): a
+// held id, -1/-2 for the context's own error, or the text of a cause given
+// in another language (a string, or its number in `texts` from a drain).
+function causeOf(repr, texts) {
   if (typeof repr === 'string') return new Error(repr)
   if (repr > 0) return held.get(repr)
+  if (repr <= -3) return new Error(texts.get(repr))
   return NO_CAUSE
 }
 
@@ -132,67 +135,96 @@ function hold(value) {
 }
 
 // ---------------------------------------------------------------------------
-// Events from the core (node/src/events.rs): `done` is [id, err, cause, ...]
-// for watches whose context is done, `released` the held ids no context
-// uses any more. Called on this thread only: synchronously from the native
-// call that cancels, or from the event loop when another thread cancelled.
+// Events from the core (node/src/events.rs). The native module writes
+// [id, err, cause] triples into `events`: err 1 or 2 for a watch whose
+// context is done, 0 for a held id no context uses any more. Handled on this
+// thread only: right after the native call that cancelled returns, or from
+// the event loop (`dispatch`) when another thread did.
 
-const watchers = new Map() // id -> WeakRef<AbortController> | after-func
+const events = new Float64Array(3 * 1024)
+const watchers = new Map() // id -> AbortController | WeakRef<AbortController> | after-func
 let lastWatch = 0
 
-function dispatch(done, released) {
+function dispatch(n = native.drain()) {
+  for (; n !== 0; n = native.drain()) handleEvents(n)
+}
+
+function handleEvents(n) {
+  // A copy: an abort listener that cancels more contexts drains into `events` again.
+  const items = events.slice(0, 3 * n)
+  let texts = null
+  for (let i = 2; i < items.length; i += 3) {
+    if (items[i] <= -3) (texts ??= new Map()).set(items[i], native.causeText(-3 - items[i]))
+  }
   let lastCode = 0
-  let lastCause
+  let lastCause = 0
   let reason
-  for (let i = 0; i < done.length; i += 3) {
-    const id = done[i]
-    const watcher = watchers.get(id)
+  for (let i = 0; i < items.length; i += 3) {
+    const id = items[i]
+    const code = items[i + 1]
+    if (code === 0) {
+      held.delete(id)
+      continue
+    }
+    let watcher = watchers.get(id)
     if (watcher === undefined) continue
     watchers.delete(id)
     if (typeof watcher === 'function') {
       queueMicrotask(watcher) // Go: asynchronously, once
       continue
     }
-    const controller = watcher.deref()
-    if (controller === undefined || controller.signal.aborted) continue
+    if (watcher instanceof WeakRef) watcher = watcher.deref()
+    if (watcher === undefined || watcher.signal.aborted) continue
     // One cancellation reaches many contexts with the same error and cause:
     // they share one reason.
-    if (done[i + 1] !== lastCode || done[i + 2] !== lastCause) {
-      lastCode = done[i + 1]
-      lastCause = done[i + 2]
-      reason = makeError(lastCode, causeOf(lastCause))
+    if (code !== lastCode || items[i + 2] !== lastCause || reason === undefined) {
+      lastCode = code
+      lastCause = items[i + 2]
+      reason = makeError(code, causeOf(lastCause, texts))
     }
-    controller.abort(reason)
+    watcher.abort(reason)
   }
-  for (const id of released) held.delete(id)
 }
 
-native.init(dispatch)
+native.init(() => dispatch(), events)
 
 // Native handles of collected wrappers. Freeing one may release held values,
-// which the native module then reports through `flush`, once per batch.
-let flushQueued = false
-function flushReleased() {
-  flushQueued = false
-  native.flush()
+// which are drained once per batch of finalizers.
+let drainQueued = false
+function drainReleased() {
+  drainQueued = false
+  dispatch()
 }
 const handles = new FinalizationRegistry((h) => {
-  native.release(h)
-  if (!flushQueued) {
-    flushQueued = true
-    queueMicrotask(flushReleased)
+  const watch = native.release(h)
+  if (watch !== 0) weaken(watch)
+  if (!drainQueued) {
+    drainQueued = true
+    queueMicrotask(drainReleased)
   }
 })
 
-// Controllers nobody can reach: their contexts need not report to them.
+// A context's signal is watched through a strong entry while its wrapper
+// lives (the cheap, common case: the context is done before it is dropped).
+// When the wrapper goes first, the signal may still be in use (a pending
+// fetch), so it must still abort: from then on the signal keeps its
+// controller alive, the entry holds the controller weakly, and once nothing
+// reaches the controller the watch is stopped.
+function weaken(id) {
+  const controller = watchers.get(id)
+  if (!(controller instanceof AbortController) || controller.signal.aborted) return
+  new SignalLink(controller.signal, controller)
+  watchers.set(id, new WeakRef(controller))
+  controllers.register(controller, id)
+}
+
 const controllers = new FinalizationRegistry((id) => {
   watchers.delete(id)
   native.unwatch(id)
 })
 
-// Gives a signal a private link to its controller, so that the controller
-// lives as long as anyone holds the signal (the base returns the signal
-// itself, and the field is stamped onto it).
+// Gives a signal a private link to its controller (the base returns the
+// signal itself, and the field is stamped onto it).
 class SignalLink extends function (target) {
   return target
 } {
@@ -276,14 +308,13 @@ class Context {
     if (this.#controller === null) {
       const controller = new AbortController()
       this.#controller = controller
-      new SignalLink(controller.signal, controller)
       if (this.#err !== null || native.isDone(this.#h)) {
         controller.abort(this.err())
       } else {
         const id = ++lastWatch
-        watchers.set(id, new WeakRef(controller))
-        controllers.register(controller, id)
-        native.watch(this.#h, id)
+        watchers.set(id, controller)
+        const n = native.watch(this.#h, id, true)
+        if (n !== 0) dispatch(n)
       }
     }
     return this.#controller.signal
@@ -325,7 +356,8 @@ function wrap(h) {
 
 function cancelFunc(ctx) {
   const cancel = () => {
-    native.cancel(handleOf(ctx))
+    const n = native.cancel(handleOf(ctx))
+    if (n !== 0) dispatch(n)
   }
   cancel[Symbol.dispose] = cancel
   return cancel
@@ -334,11 +366,11 @@ function cancelFunc(ctx) {
 function cancelCauseFunc(ctx) {
   const cancel = (cause) => {
     const h = handleOf(ctx)
-    if (cause === undefined || cause === null || native.isDone(h)) {
-      native.cancelCause(h, 0, null) // Go's cancel(nil); a no-op when done
-    } else {
-      native.cancelCause(h, hold(cause), describe(cause))
-    }
+    const n =
+      cause === undefined || cause === null || native.isDone(h)
+        ? native.cancelCause(h, 0, null) // Go's cancel(nil); a no-op when done
+        : native.cancelCause(h, hold(cause), describe(cause))
+    if (n !== 0) dispatch(n)
   }
   cancel[Symbol.dispose] = () => cancel()
   return cancel
@@ -472,7 +504,8 @@ function afterFunc(ctx, fn) {
   const id = ++lastWatch
   // An after-func is held strongly until it runs or is stopped, as in Go.
   watchers.set(id, () => fn())
-  native.watch(h, id)
+  const n = native.watch(h, id, false)
+  if (n !== 0) dispatch(n)
   return function stop() {
     const stopped = native.unwatch(id)
     if (stopped) watchers.delete(id)

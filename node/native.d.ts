@@ -12,13 +12,17 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare function background(): number
 
 /**
- * Cancels (without a cause); signals and after-funcs it reaches are
- * dispatched before this returns. False if the context has no cancel function.
+ * Cancels without a cause. Returns how many events `drain` wrote: the
+ * signals and after-funcs this reached, for the JS layer to dispatch
+ * before it returns. The JS layer calls it only for contexts with a cancel function.
  */
-export declare function cancel(h: number): boolean
+export declare function cancel(h: number): number
 
-/** Cancels with a cause from the held table (0 for none, Go's `cancel(nil)`). */
-export declare function cancelCause(h: number, cause: number, text?: string | undefined | null): boolean
+/**
+ * Cancels with a cause from the held table (0 for none, Go's `cancel(nil)`);
+ * returns as `cancel` does. Only for contexts from `withCancelCause`.
+ */
+export declare function cancelCause(h: number, cause: number, text?: string | undefined | null): number
 
 /**
  * Test support: cancels the context from a new native thread, as a
@@ -28,6 +32,9 @@ export declare function cancelFromThread(h: number, cause?: string | undefined |
 
 /** The cause: null while live, else see `events::Cause`. */
 export declare function cause(h: number): number | string | null
+
+/** See `events::drain`. */
+export declare function causeText(k: number): string | null
 
 export declare function createKey(name: string): number
 
@@ -43,29 +50,31 @@ export declare function deadlineNs(h: number): number | null
 /** Go's `String()` of the context. */
 export declare function describe(h: number): string
 
+/** See `events::drain`. */
+export declare function drain(): number
+
 /** 0 while live, 1 canceled, 2 deadline exceeded. */
 export declare function err(h: number): number
 
 /**
- * Delivers whatever is queued for this thread (released ids, after a batch
- * of finalizers has run).
+ * Sets up this JS environment (the main thread or a worker): `drain`
+ * writes into `buffer`, and `dispatch()` is called on the JS thread when
+ * other threads have queued events (see `events`). Called once by the JS
+ * layer when it loads.
  */
-export declare function flush(): void
-
-/**
- * Sets up this JS environment (the main thread or a worker): `dispatch`
- * receives done watches and released ids (see `events`). Called once by
- * the JS layer when it loads.
- */
-export declare function init(dispatch: (arg?: unknown) => unknown): void
+export declare function init(dispatch: (arg?: unknown) => unknown, buffer: unknown): void
 
 export declare function isDone(h: number): boolean
 
 /** Now, in nanoseconds on the core's monotonic clock. */
 export declare function nowNs(): number
 
-/** Frees a context handle whose JS wrapper was collected. Never cancels. */
-export declare function release(h: number): void
+/**
+ * Frees a context handle whose JS wrapper was collected; never cancels.
+ * Returns the id of the watch the wrapper's signal had, if it is still
+ * registered (it outlives the wrapper while the signal is reachable), else 0.
+ */
+export declare function release(h: number): number
 
 export declare function releaseKey(k: number): void
 
@@ -75,7 +84,7 @@ export declare function todo(): number
 
 /**
  * Stops a watch. True if this kept it from firing; false if it has fired
- * (its dispatch is then done or on its way) or was already stopped.
+ * (its event is then drained or on its way) or was already stopped.
  */
 export declare function unwatch(id: number): boolean
 
@@ -84,9 +93,11 @@ export declare function value(h: number, keyHandle: number): number
 
 /**
  * Watches `h` under the JS-chosen `id`: when the context is done, `id`
- * reaches `dispatch` on this thread (at once if it already is).
+ * is drained on this thread. `signal` marks the watch of the wrapper's
+ * signal (see `release`). Returns what `drain` wrote: the watch itself, if
+ * the context is already done.
  */
-export declare function watch(h: number, id: number): void
+export declare function watch(h: number, id: number, signal: boolean): number
 
 export declare function withCancel(parent: number): number
 

@@ -2,22 +2,24 @@
 //! after-funcs) and held values to release.
 //!
 //! Each JS environment (the main thread, each worker) has a [`Shared`]
-//! record and one JS `dispatch` function. Core callbacks and drops run on
-//! whatever thread cancels or drops (the JS thread itself, the core's timer
-//! thread, C code); they only push an [`Item`]:
-//! - on the environment's own JS thread, into a thread-local list that the
-//!   native call in progress delivers before it returns to JS, so that
+//! record. Core callbacks and drops run on whatever thread cancels or drops
+//! (the JS thread itself, the core's timer thread, C code); they only push
+//! an [`Item`]:
+//! - on the environment's own JS thread, into a thread-local queue that the
+//!   native call in progress reports before it returns to JS, so that
 //!   `cancel()` has aborted every signal when it returns;
 //! - on any other thread, into the shared queue, poking one thread-safe
-//!   function when the queue goes from empty to non-empty. The poke runs
-//!   `flush` on the JS thread, which delivers the whole batch with one call.
+//!   function when the queue goes from empty to non-empty. The poke calls
+//!   the JS layer's `dispatch` on the JS thread, which drains the batch.
 //!
-//! The thread-safe function is unref'd, so it never keeps the process alive
-//! (pending deadlines do not, as with `AbortSignal.timeout`). No JS value is
-//! touched off the JS thread: items are numbers.
+//! Items reach JS as numbers written into a `Float64Array` the JS layer
+//! owns (`drain`): no JS value is made or touched off the JS thread, and a
+//! cancel that reaches one signal costs no JS allocation here. The
+//! thread-safe function is unref'd, so it never keeps the process alive
+//! (pending deadlines do not, as with `AbortSignal.timeout`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -82,19 +84,27 @@ struct Watch {
 /// What this thread's JS environment keeps.
 struct Local {
     shared: Arc<Shared>,
-    /// A strong reference to `dispatch`. Deliberately never deleted: it lives
-    /// as long as the environment, which frees it.
+    /// Strong references, deliberately never deleted: they live as long as
+    /// the environment, which frees them.
     dispatch: sys::napi_ref,
+    _buffer: sys::napi_ref,
+    /// The JS layer's `Float64Array` that `drain` writes items into; its
+    /// backing store never moves while the reference holds it.
+    out: *mut f64,
+    out_len: usize,
 }
 
 thread_local! {
     static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
     /// The id of the JS environment running on this thread, 0 if none.
     static CURRENT: Cell<u64> = const { Cell::new(0) };
-    /// Items pushed on this thread, for this thread's environment.
-    static PENDING: RefCell<Vec<Item>> = const { RefCell::new(Vec::new()) };
-    /// Live watches by id bits. A fired watch stays until it is delivered.
+    /// Items pushed on this thread, for this thread's environment, and items
+    /// a full buffer left for the next `drain`.
+    static PENDING: RefCell<VecDeque<Item>> = const { RefCell::new(VecDeque::new()) };
+    /// Live watches by id bits. A fired watch stays until it is drained.
     static WATCHES: RefCell<HashMap<u64, Watch>> = RefCell::new(HashMap::new());
+    /// Texts of causes from other languages in the last drain (see `drain`).
+    static TEXTS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
 static NEXT_ENV: AtomicU64 = AtomicU64::new(1);
@@ -107,7 +117,7 @@ fn check(status: sys::napi_status) -> Result<()> {
     }
 }
 
-pub(crate) fn init(env: &Env, dispatch: &Function<'_>) -> Result<()> {
+pub(crate) fn init(env: &Env, dispatch: &Function<'_>, buffer: &Unknown<'_>) -> Result<()> {
     let raw = env.raw();
     if LOCAL.with(|l| l.borrow().is_some()) {
         return Err(Error::from_reason("polyctx: already initialised in this environment"));
@@ -121,13 +131,28 @@ pub(crate) fn init(env: &Env, dispatch: &Function<'_>) -> Result<()> {
         }),
     });
     let mut dispatch_ref = ptr::null_mut();
+    let mut buffer_ref = ptr::null_mut();
+    let mut out = ptr::null_mut();
+    let mut out_len = 0;
+    let mut kind = 0;
     let mut tsfn = ptr::null_mut();
     let mut name = ptr::null_mut();
     // SAFETY: plain napi calls on this thread's environment, with valid
     // out-pointers. The function's context is one strong count on `shared`,
     // given back in `finalize`.
     unsafe {
+        let buffer = buffer.raw();
+        check(sys::napi_get_typedarray_info(
+            raw,
+            buffer,
+            &mut kind,
+            &mut out_len,
+            &mut out,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        ))?;
         check(sys::napi_create_reference(raw, dispatch.raw(), 1, &mut dispatch_ref))?;
+        check(sys::napi_create_reference(raw, buffer, 1, &mut buffer_ref))?;
         check(sys::napi_create_string_utf8(raw, c"polyctx".as_ptr(), 7, &mut name))?;
         let context = Arc::into_raw(shared.clone()) as *mut c_void;
         check(sys::napi_create_threadsafe_function(
@@ -145,12 +170,18 @@ pub(crate) fn init(env: &Env, dispatch: &Function<'_>) -> Result<()> {
         ))?;
         check(sys::napi_unref_threadsafe_function(raw, tsfn))?;
     }
+    if kind != sys::TypedarrayType::float64_array || out_len < 3 {
+        return Err(Error::from_reason("polyctx: the event buffer must be a Float64Array of 3 or more"));
+    }
     shared.remote.lock().unwrap_or_else(PoisonError::into_inner).poke = Some(Tsfn(tsfn));
     CURRENT.with(|c| c.set(shared.env_id));
     LOCAL.with(|l| {
         *l.borrow_mut() = Some(Local {
             shared,
             dispatch: dispatch_ref,
+            _buffer: buffer_ref,
+            out: out.cast(),
+            out_len,
         })
     });
     Ok(())
@@ -164,14 +195,26 @@ unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mu
     CURRENT.with(|c| c.set(0));
 }
 
-/// Runs on the JS thread after a poke.
+/// Runs on the JS thread after a poke: calls `dispatch()`, which drains.
 unsafe extern "C" fn on_poke(env: sys::napi_env, _js: sys::napi_value, _context: *mut c_void, _data: *mut c_void) {
+    let Some(dispatch) = LOCAL.with(|l| l.borrow().as_ref().map(|l| l.dispatch)) else {
+        return;
+    };
     if env.is_null() {
         return; // torn down
     }
-    // An exception thrown by dispatch stays pending, and Node reports it as
+    // SAFETY: on the JS thread, inside the scope Node opens for this
+    // callback; `dispatch` is a live strong reference of this environment.
+    // An exception it throws stays pending, and Node reports it as
     // uncaught, as for any callback from the event loop.
-    let _ = flush_raw(env);
+    unsafe {
+        let (mut f, mut this, mut out) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        if sys::napi_get_reference_value(env, dispatch, &mut f) == sys::Status::napi_ok
+            && sys::napi_get_undefined(env, &mut this) == sys::Status::napi_ok
+        {
+            sys::napi_call_function(env, this, f, 0, ptr::null(), &mut out);
+        }
+    }
 }
 
 /// The environment on this thread. The JS layer calls `init` before anything else.
@@ -191,7 +234,7 @@ pub(crate) fn is_current(shared: &Shared) -> bool {
 
 /// Routes an item to its environment from any thread (module docs).
 pub(crate) fn push(shared: &Shared, item: Item) {
-    if is_current(shared) && PENDING.try_with(|p| p.borrow_mut().push(item)).is_ok() {
+    if is_current(shared) && PENDING.try_with(|p| p.borrow_mut().push_back(item)).is_ok() {
         return;
     }
     shared.push_remote(item);
@@ -220,6 +263,10 @@ pub(crate) fn unwatch(id: f64) -> bool {
     stopped
 }
 
+pub(crate) fn is_watched(id: f64) -> bool {
+    WATCHES.with(|w| w.borrow().contains_key(&id.to_bits()))
+}
+
 pub(crate) fn err_code(ctx: &Context) -> u32 {
     match ctx.err() {
         None => 0,
@@ -246,94 +293,60 @@ pub(crate) fn describe_cause(cause: &polyctx::Cause) -> Either<f64, String> {
     }
 }
 
-/// Delivers everything queued for this thread's environment.
-pub(crate) fn flush(env: &Env) -> Result<()> {
-    flush_raw(env.raw())
-}
-
-fn flush_raw(env: sys::napi_env) -> Result<()> {
-    let Some((shared, dispatch)) = LOCAL.with(|l| l.borrow().as_ref().map(|l| (l.shared.clone(), l.dispatch))) else {
-        return Ok(());
+/// Writes queued items for this thread's environment into the JS layer's
+/// buffer as `[id, err, cause]` triples and returns how many; 0 when nothing
+/// is queued. `err` is 1 or 2 for a done watch (its context's error) and 0
+/// for a released held id. `cause` is as `describe_cause` gives it, except
+/// that a text is replaced by `-3 - k`, `k` its index for `cause_text`.
+/// Items that do not fit stay for the next call.
+pub(crate) fn drain() -> u32 {
+    let Some((shared, out, out_len)) =
+        LOCAL.with(|l| l.borrow().as_ref().map(|l| (l.shared.clone(), l.out, l.out_len)))
+    else {
+        return 0;
     };
-    loop {
-        let mut items = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-        if shared.has_remote.swap(false, Ordering::Acquire) {
-            let mut remote = shared.remote.lock().unwrap_or_else(PoisonError::into_inner);
-            items.append(&mut remote.items);
-        }
-        if items.is_empty() {
-            return Ok(());
-        }
-        deliver(env, dispatch, items)?;
+    if shared.has_remote.swap(false, Ordering::Acquire) {
+        let remote = std::mem::take(&mut shared.remote.lock().unwrap_or_else(PoisonError::into_inner).items);
+        PENDING.with(|p| p.borrow_mut().extend(remote));
     }
-}
-
-/// Calls `dispatch(done, released)`: `done` is flat `[id, err, cause, ...]`
-/// (see `describe_cause`), `released` a list of held-table ids.
-fn deliver(env: sys::napi_env, dispatch: sys::napi_ref, items: Vec<Item>) -> Result<()> {
-    let mut done = Vec::new();
-    let mut released = Vec::new();
+    let capacity = out_len / 3;
+    let mut written = 0;
     let mut fired = Vec::new();
-    for item in items {
-        match item {
+    let mut texts = Vec::new();
+    while written < capacity {
+        let Some(item) = PENDING.with(|p| p.borrow_mut().pop_front()) else {
+            break;
+        };
+        let triple = match item {
             Item::Done(id) => {
-                let watch = WATCHES.with(|w| w.borrow_mut().remove(&id.to_bits()));
-                if let Some(watch) = watch {
-                    let cause = polyctx::cause(&watch.ctx).map_or(Either::A(-1.0), |c| describe_cause(&c));
-                    done.push((id, err_code(&watch.ctx), cause));
-                    fired.push(watch);
-                }
+                let Some(watch) = WATCHES.with(|w| w.borrow_mut().remove(&id.to_bits())) else {
+                    continue; // stopped after it fired
+                };
+                let cause = match polyctx::cause(&watch.ctx).map(|c| describe_cause(&c)) {
+                    Some(Either::A(n)) => n,
+                    Some(Either::B(text)) => {
+                        texts.push(text);
+                        -2.0 - texts.len() as f64
+                    }
+                    None => -1.0,
+                };
+                let err = err_code(&watch.ctx) as f64;
+                fired.push(watch);
+                [id, err, cause]
             }
-            Item::Release(id) => released.push(id),
-        }
+            Item::Release(id) => [id, 0.0, 0.0],
+        };
+        // SAFETY: `out` is the live buffer's data and `written < out_len / 3`.
+        unsafe { ptr::copy_nonoverlapping(triple.as_ptr(), out.add(written * 3), 3) };
+        written += 1;
     }
-    // SAFETY: napi calls on the JS thread of `env`, inside the caller's
-    // handle scope (a napi function call, or the thread-safe function's
-    // callback); `dispatch` is a live strong reference of this environment.
-    let result = unsafe {
-        let mut done_js = ptr::null_mut();
-        check(sys::napi_create_array_with_length(env, done.len() * 3, &mut done_js))?;
-        for (i, (id, err, cause)) in done.iter().enumerate() {
-            let i = i as u32 * 3;
-            check(sys::napi_set_element(env, done_js, i, double(env, *id)?))?;
-            check(sys::napi_set_element(env, done_js, i + 1, double(env, *err as f64)?))?;
-            let cause = match cause {
-                Either::A(n) => double(env, *n)?,
-                Either::B(text) => string(env, text)?,
-            };
-            check(sys::napi_set_element(env, done_js, i + 2, cause))?;
-        }
-        let mut released_js = ptr::null_mut();
-        check(sys::napi_create_array_with_length(
-            env,
-            released.len(),
-            &mut released_js,
-        ))?;
-        for (i, id) in released.iter().enumerate() {
-            check(sys::napi_set_element(env, released_js, i as u32, double(env, *id)?))?;
-        }
-        let mut f = ptr::null_mut();
-        check(sys::napi_get_reference_value(env, dispatch, &mut f))?;
-        let mut this = ptr::null_mut();
-        check(sys::napi_get_undefined(env, &mut this))?;
-        let args = [done_js, released_js];
-        let mut out = ptr::null_mut();
-        check(sys::napi_call_function(env, this, f, 2, args.as_ptr(), &mut out))
-    };
-    drop(fired); // may release values: queued for the next round of `flush`
-    result
+    TEXTS.with(|t| *t.borrow_mut() = texts);
+    // Dropping a fired watch may release values: queued for the next call.
+    drop(fired);
+    written as u32
 }
 
-unsafe fn double(env: sys::napi_env, n: f64) -> Result<sys::napi_value> {
-    let mut v = ptr::null_mut();
-    // SAFETY: as in `deliver`.
-    check(unsafe { sys::napi_create_double(env, n, &mut v) })?;
-    Ok(v)
-}
-
-unsafe fn string(env: sys::napi_env, s: &str) -> Result<sys::napi_value> {
-    let mut v = ptr::null_mut();
-    // SAFETY: as in `deliver`; the length bounds the read.
-    check(unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut v) })?;
-    Ok(v)
+/// The text of a cause from another language in the last `drain`.
+pub(crate) fn cause_text(k: u32) -> Option<String> {
+    TEXTS.with(|t| t.borrow().get(k as usize).cloned())
 }

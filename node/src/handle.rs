@@ -7,6 +7,8 @@
 //! exactly once from a `FinalizationRegistry`, after which no JS code can
 //! reach it.
 
+use std::cell::Cell;
+
 use polyctx::{CancelCauseFunc, CancelFunc, Context, Key};
 
 use crate::held::JsValue;
@@ -15,6 +17,8 @@ use crate::held::JsValue;
 pub(crate) struct Entry {
     pub(crate) ctx: Context,
     pub(crate) cancel: Cancel,
+    /// The id of the watch behind the wrapper's `signal`, 0 if none.
+    pub(crate) watch: Cell<f64>,
 }
 
 /// The cancel function of the context, if it has one. It lives with the
@@ -27,7 +31,11 @@ pub(crate) enum Cancel {
 
 impl Entry {
     pub(crate) fn into_handle(ctx: Context, cancel: Cancel) -> f64 {
-        into_number(Box::into_raw(Box::new(Entry { ctx, cancel })))
+        into_number(Box::into_raw(Box::new(Entry {
+            ctx,
+            cancel,
+            watch: Cell::new(0.0),
+        })))
     }
 
     pub(crate) fn plain(ctx: Context) -> f64 {

@@ -27,12 +27,13 @@ use polyctx::{Cause, Context, Key};
 use crate::handle::{entry, key, Cancel, Entry};
 use crate::held::{JsCause, JsValue};
 
-/// Sets up this JS environment (the main thread or a worker): `dispatch`
-/// receives done watches and released ids (see `events`). Called once by
-/// the JS layer when it loads.
+/// Sets up this JS environment (the main thread or a worker): `drain`
+/// writes into `buffer`, and `dispatch()` is called on the JS thread when
+/// other threads have queued events (see `events`). Called once by the JS
+/// layer when it loads.
 #[napi]
-pub fn init(env: Env, dispatch: Function<'_>) -> Result<()> {
-    events::init(&env, &dispatch)
+pub fn init(env: Env, dispatch: Function<'_>, buffer: Unknown<'_>) -> Result<()> {
+    events::init(&env, &dispatch, &buffer)
 }
 
 #[napi]
@@ -93,44 +94,42 @@ pub fn without_cancel(parent: f64) -> f64 {
     Entry::plain(polyctx::without_cancel(&entry(parent).ctx))
 }
 
-/// Frees a context handle whose JS wrapper was collected. Never cancels.
+/// Frees a context handle whose JS wrapper was collected; never cancels.
+/// Returns the id of the watch the wrapper's signal had, if it is still
+/// registered (it outlives the wrapper while the signal is reachable), else 0.
 #[napi]
-pub fn release(h: f64) {
+pub fn release(h: f64) -> f64 {
     // SAFETY: the JS layer calls this once per handle, from its finalizer.
-    drop(unsafe { Entry::from_raw(h) });
+    let entry = unsafe { Entry::from_raw(h) };
+    let watch = entry.watch.get();
+    if watch != 0.0 && events::is_watched(watch) {
+        watch
+    } else {
+        0.0
+    }
 }
 
-/// Cancels (without a cause); signals and after-funcs it reaches are
-/// dispatched before this returns. False if the context has no cancel function.
+/// Cancels without a cause. Returns how many events `drain` wrote: the
+/// signals and after-funcs this reached, for the JS layer to dispatch
+/// before it returns. The JS layer calls it only for contexts with a cancel function.
 #[napi]
-pub fn cancel(env: Env, h: f64) -> Result<bool> {
-    let ok = match &entry(h).cancel {
-        Cancel::Plain(f) => {
-            f.cancel();
-            true
-        }
-        Cancel::Cause(f) => {
-            f.cancel(None);
-            true
-        }
-        Cancel::None => false,
-    };
-    events::flush(&env)?;
-    Ok(ok)
+pub fn cancel(h: f64) -> u32 {
+    match &entry(h).cancel {
+        Cancel::Plain(f) => f.cancel(),
+        Cancel::Cause(f) => f.cancel(None),
+        Cancel::None => {}
+    }
+    events::drain()
 }
 
-/// Cancels with a cause from the held table (0 for none, Go's `cancel(nil)`).
+/// Cancels with a cause from the held table (0 for none, Go's `cancel(nil)`);
+/// returns as `cancel` does. Only for contexts from `withCancelCause`.
 #[napi]
-pub fn cancel_cause(env: Env, h: f64, cause: f64, text: Option<String>) -> Result<bool> {
-    let ok = match &entry(h).cancel {
-        Cancel::Cause(f) => {
-            f.cancel(js_cause(cause, text));
-            true
-        }
-        _ => false,
-    };
-    events::flush(&env)?;
-    Ok(ok)
+pub fn cancel_cause(h: f64, cause: f64, text: Option<String>) -> u32 {
+    if let Cancel::Cause(f) = &entry(h).cancel {
+        f.cancel(js_cause(cause, text));
+    }
+    events::drain()
 }
 
 /// 0 while live, 1 canceled, 2 deadline exceeded.
@@ -198,27 +197,36 @@ pub fn release_key(k: f64) {
 }
 
 /// Watches `h` under the JS-chosen `id`: when the context is done, `id`
-/// reaches `dispatch` on this thread (at once if it already is).
+/// is drained on this thread. `signal` marks the watch of the wrapper's
+/// signal (see `release`). Returns what `drain` wrote: the watch itself, if
+/// the context is already done.
 #[napi]
-pub fn watch(env: Env, h: f64, id: f64) -> Result<()> {
-    events::watch(&entry(h).ctx, id);
-    events::flush(&env)
+pub fn watch(h: f64, id: f64, signal: bool) -> u32 {
+    let entry = entry(h);
+    if signal {
+        entry.watch.set(id);
+    }
+    events::watch(&entry.ctx, id);
+    events::drain()
 }
 
 /// Stops a watch. True if this kept it from firing; false if it has fired
-/// (its dispatch is then done or on its way) or was already stopped.
+/// (its event is then drained or on its way) or was already stopped.
 #[napi]
-pub fn unwatch(env: Env, id: f64) -> Result<bool> {
-    let stopped = events::unwatch(id);
-    events::flush(&env)?;
-    Ok(stopped)
+pub fn unwatch(id: f64) -> bool {
+    events::unwatch(id)
 }
 
-/// Delivers whatever is queued for this thread (released ids, after a batch
-/// of finalizers has run).
+/// See `events::drain`.
 #[napi]
-pub fn flush(env: Env) -> Result<()> {
-    events::flush(&env)
+pub fn drain() -> u32 {
+    events::drain()
+}
+
+/// See `events::drain`.
+#[napi]
+pub fn cause_text(k: u32) -> Option<String> {
+    events::cause_text(k)
 }
 
 /// Test support: cancels the context from a new native thread, as a
