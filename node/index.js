@@ -320,14 +320,29 @@ class Context {
     return this.#controller.signal
   }
 
-  /** A promise that resolves (to undefined) once the context is done; never rejects. */
+  /**
+   * A promise that resolves (to undefined) once the context is done; never
+   * rejects. While it waits on a context with a deadline, it keeps the
+   * process alive as a timer for that deadline would.
+   */
   done() {
     if (this.#done === null) {
       if (this.isDone()) {
         this.#done = Promise.resolve()
       } else {
         const signal = this.signal
-        this.#done = new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+        const holds = native.deadline(this.#h) !== null
+        if (holds) native.holdLoop(1)
+        this.#done = new Promise((resolve) =>
+          signal.addEventListener(
+            'abort',
+            () => {
+              if (holds) native.holdLoop(-1)
+              resolve()
+            },
+            { once: true },
+          ),
+        )
       }
     }
     return this.#done

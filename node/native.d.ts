@@ -56,6 +56,9 @@ export declare function drain(): number
 /** 0 while live, 1 canceled, 2 deadline exceeded. */
 export declare function err(h: number): number
 
+/** See `events::hold_loop`. */
+export declare function holdLoop(delta: number): void
+
 /**
  * Sets up this JS environment (the main thread or a worker): `drain`
  * writes into `buffer`, and `dispatch()` is called on the JS thread when

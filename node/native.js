@@ -847,6 +847,7 @@ module.exports.deadlineNs = nativeBinding.deadlineNs
 module.exports.describe = nativeBinding.describe
 module.exports.drain = nativeBinding.drain
 module.exports.err = nativeBinding.err
+module.exports.holdLoop = nativeBinding.holdLoop
 module.exports.init = nativeBinding.init
 module.exports.isDone = nativeBinding.isDone
 module.exports.nowNs = nativeBinding.nowNs

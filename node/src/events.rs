@@ -103,6 +103,8 @@ thread_local! {
     static PENDING: RefCell<VecDeque<Item>> = const { RefCell::new(VecDeque::new()) };
     /// Live watches by id bits. A fired watch stays until it is drained.
     static WATCHES: RefCell<HashMap<u64, Watch>> = RefCell::new(HashMap::new());
+    /// How many `done()` promises hold the event loop (see `hold_loop`).
+    static HOLDS: Cell<u32> = const { Cell::new(0) };
     /// Texts of causes from other languages in the last drain (see `drain`).
     static TEXTS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
@@ -171,7 +173,9 @@ pub(crate) fn init(env: &Env, dispatch: &Function<'_>, buffer: &Unknown<'_>) -> 
         check(sys::napi_unref_threadsafe_function(raw, tsfn))?;
     }
     if kind != sys::TypedarrayType::float64_array || out_len < 3 {
-        return Err(Error::from_reason("polyctx: the event buffer must be a Float64Array of 3 or more"));
+        return Err(Error::from_reason(
+            "polyctx: the event buffer must be a Float64Array of 3 or more",
+        ));
     }
     shared.remote.lock().unwrap_or_else(PoisonError::into_inner).poke = Some(Tsfn(tsfn));
     CURRENT.with(|c| c.set(shared.env_id));
@@ -261,6 +265,32 @@ pub(crate) fn unwatch(id: f64) -> bool {
     });
     drop(removed); // may release values: outside the borrow
     stopped
+}
+
+/// Keeps the event loop alive while `holds` is positive: the JS layer holds
+/// it while a `done()` promise waits on a context with a deadline, which
+/// then behaves like a pending timer. JS thread only.
+pub(crate) fn hold_loop(env: &Env, delta: i32) -> Result<()> {
+    let Some(shared) = LOCAL.with(|l| l.borrow().as_ref().map(|l| l.shared.clone())) else {
+        return Ok(());
+    };
+    let before = HOLDS.with(|h| h.replace(h.get().saturating_add_signed(delta)));
+    let after = before.saturating_add_signed(delta);
+    if (before == 0) == (after == 0) {
+        return Ok(());
+    }
+    let remote = shared.remote.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(poke) = &remote.poke else {
+        return Ok(());
+    };
+    // SAFETY: on the environment's JS thread, with its live function.
+    check(unsafe {
+        if after == 0 {
+            sys::napi_unref_threadsafe_function(env.raw(), poke.0)
+        } else {
+            sys::napi_ref_threadsafe_function(env.raw(), poke.0)
+        }
+    })
 }
 
 pub(crate) fn is_watched(id: f64) -> bool {

@@ -217,6 +217,12 @@ pub fn unwatch(id: f64) -> bool {
     events::unwatch(id)
 }
 
+/// See `events::hold_loop`.
+#[napi]
+pub fn hold_loop(env: Env, delta: i32) -> Result<()> {
+    events::hold_loop(&env, delta)
+}
+
 /// See `events::drain`.
 #[napi]
 pub fn drain() -> u32 {

@@ -1,0 +1,95 @@
+// Type declarations for polyctx (hand-written; the native module's generated
+// typings are native.d.ts, which is not part of the public API).
+
+/** Cancels a context; `Symbol.dispose` makes it usable with `using`. Calling it again does nothing. */
+export interface CancelFunc {
+  (): void
+  [Symbol.dispose](): void
+}
+
+/** Cancels a context with a cause (any value; `undefined`/`null` mean none, as Go's `nil`). */
+export interface CancelCauseFunc {
+  (cause?: unknown): void
+  [Symbol.dispose](): void
+}
+
+/**
+ * A request's cancellation signal, deadline and values (Go's
+ * `context.Context`). Made by `background()`, `todo()` and the `with*`
+ * functions, never with `new`.
+ */
+export declare class Context {
+  private constructor()
+  /** `null` while live; once done, a `Canceled` or `DeadlineExceeded` whose `cause` is the context's cause, if one was given. */
+  err(): Canceled | DeadlineExceeded | null
+  /** When the context will be done by itself, or `null`. */
+  deadline(): Date | null
+  /** The value stored under `key` by the nearest `withValue`, or `undefined`. */
+  value<T>(key: Key<T>): T | undefined
+  /** True once the context is done. */
+  isDone(): boolean
+  /** Resolves once the context is done; never rejects. Does not keep the process alive. */
+  done(): Promise<void>
+  /** Aborts when the context is done; its `reason` is `err()`. Made on first access. */
+  readonly signal: AbortSignal
+  /** Go's `String()`, e.g. `context.Background.WithCancel`. */
+  toString(): string
+}
+
+/** A key for `withValue`, unique by identity. `T` is the type of the values stored under it. */
+export declare class Key<T = unknown> {
+  private constructor()
+  private readonly __type?: T
+  /** The name given to `createKey`, for display only. */
+  readonly name: string
+  toString(): string
+}
+
+/** The error of a done context. */
+export declare class ContextError extends Error {
+  /** Go's `Timeout()`: true for `DeadlineExceeded`. */
+  readonly timeout: boolean
+}
+
+/** The context was canceled (Go's `context.Canceled`). Its `name` is `'AbortError'`. */
+export declare class Canceled extends ContextError {
+  constructor(options?: { cause?: unknown })
+  readonly timeout: false
+}
+
+/** The context's deadline passed (Go's `context.DeadlineExceeded`). Its `name` is `'TimeoutError'`. */
+export declare class DeadlineExceeded extends ContextError {
+  constructor(options?: { cause?: unknown })
+  readonly timeout: true
+}
+
+/** The root of every tree: never done, no deadline, no values. */
+export declare function background(): Context
+/** A placeholder root for code not yet given a context; behaves like `background()`. */
+export declare function todo(): Context
+/** A child done when `cancel()` is called or `parent` is done. */
+export declare function withCancel(parent: Context): [Context, CancelFunc]
+/** Like `withCancel`, and `cancel(cause)` records any value as the cause. */
+export declare function withCancelCause(parent: Context): [Context, CancelCauseFunc]
+/** A child also done `ms` milliseconds from now (finite, >= 0), with `cause` as its cause then. */
+export declare function withTimeout(parent: Context, ms: number, cause?: unknown): [Context, CancelFunc]
+/** A child also done at `deadline` (a Date or epoch milliseconds), with `cause` as its cause then. */
+export declare function withDeadline(parent: Context, deadline: Date | number, cause?: unknown): [Context, CancelFunc]
+/** A child carrying `value` under `key`. */
+export declare function withValue<T>(parent: Context, key: Key<T>, value: T): Context
+/** A child that keeps `parent`'s values but is never done: no deadline, no error. */
+export declare function withoutCancel(parent: Context): Context
+/** A new key, distinct from every other, even one with the same name. */
+export declare function createKey<T = unknown>(name: string): Key<T>
+/**
+ * Calls `fn` once, on this thread and asynchronously, after `ctx` is done.
+ * `stop()` returns true if it kept `fn` from being started.
+ */
+export declare function afterFunc(ctx: Context, fn: () => void): () => boolean
+/** Why `ctx` is done: the cause given to the first cancellation, else `ctx.err()`; `null` while live. */
+export declare function cause(ctx: Context): unknown
+/**
+ * A context done when `signal` aborts (its reason becomes the cause) or
+ * `parent` is done. Call `cancel()` when the work is over.
+ */
+export declare function fromSignal(signal: AbortSignal, parent?: Context): [Context, CancelCauseFunc]

@@ -1,0 +1,24 @@
+// The ES module face of polyctx: the same objects as require('polyctx').
+import polyctx from './index.js'
+
+export const {
+  background,
+  todo,
+  withCancel,
+  withCancelCause,
+  withTimeout,
+  withDeadline,
+  withValue,
+  withoutCancel,
+  createKey,
+  afterFunc,
+  cause,
+  fromSignal,
+  Context,
+  Key,
+  ContextError,
+  Canceled,
+  DeadlineExceeded,
+} = polyctx
+
+export default polyctx
