@@ -44,8 +44,8 @@ node-install: $(NODE_STAMP)
 # same link `npm install` makes.
 node-link:
 	mkdir -p examples/node/node_modules tests/conformance/node/node_modules
-	ln -sfn ../../../node examples/node/node_modules/polyctx
-	ln -sfn ../../../node tests/conformance/node/node_modules/polyctx
+	ln -sfn $(ROOT)/node examples/node/node_modules/polyctx
+	ln -sfn $(ROOT)/node tests/conformance/node/node_modules/polyctx
 
 # Regenerates the committed loader and typings with the pinned napi CLI.
 node-gen: $(NODE_TOOLS)
@@ -66,7 +66,7 @@ lint-node: $(NODE_TOOLS)
 test-node: $(NODE_STAMP)
 	cd $(NODE_PROJECT) && $(NODE) -e "require('polyctx').background()" \
 		&& $(NODE) --input-type=module -e "import { background } from 'polyctx'; background()"
-	cd $(ROOT)/node && $(NODE) --expose-gc --test --test-concurrency=2 test/
+	cd $(ROOT)/node && $(NODE) --expose-gc --test --test-concurrency=2 test/*.test.mjs
 
 test-conformance-node: $(NODE_STAMP) node-link
 	$(CONFORMANCE) --lang node -- $(NODE) tests/conformance/node/runner.mjs
