@@ -92,6 +92,8 @@ struct Local {
     /// backing store never moves while the reference holds it.
     out: *mut f64,
     out_len: usize,
+    /// Valid for as long as this thread runs the environment.
+    env: sys::napi_env,
 }
 
 thread_local! {
@@ -103,6 +105,8 @@ thread_local! {
     static PENDING: RefCell<VecDeque<Item>> = const { RefCell::new(VecDeque::new()) };
     /// Live watches by id bits. A fired watch stays until it is drained.
     static WATCHES: RefCell<HashMap<u64, Watch>> = RefCell::new(HashMap::new());
+    /// Native bytes allocated for JS wrappers and not yet told to V8.
+    static EXTERNAL: Cell<i64> = const { Cell::new(0) };
     /// How many `done()` promises hold the event loop (see `hold_loop`).
     static HOLDS: Cell<u32> = const { Cell::new(0) };
     /// Texts of causes from other languages in the last drain (see `drain`).
@@ -186,6 +190,7 @@ pub(crate) fn init(env: &Env, dispatch: &Function<'_>, buffer: &Unknown<'_>) -> 
             _buffer: buffer_ref,
             out: out.cast(),
             out_len,
+            env: raw,
         })
     });
     Ok(())
@@ -291,6 +296,31 @@ pub(crate) fn hold_loop(env: &Env, delta: i32) -> Result<()> {
             sys::napi_ref_threadsafe_function(env.raw(), poke.0)
         }
     })
+}
+
+/// Accounts for native memory that JS wrappers keep alive, so that V8
+/// collects (and finalizes) wrappers as often as that memory warrants: a
+/// wrapper is a few bytes of JS heap holding a hundred of native memory.
+/// Reported to V8 in steps, to keep it off the hot path. JS thread only.
+pub(crate) fn external(bytes: i64) {
+    const STEP: i64 = 256 * 1024;
+    let pending = EXTERNAL.with(|e| {
+        let pending = e.get() + bytes;
+        if pending.abs() < STEP {
+            e.set(pending);
+            0
+        } else {
+            e.set(0);
+            pending
+        }
+    });
+    if pending != 0 {
+        if let Some(env) = LOCAL.with(|l| l.borrow().as_ref().map(|l| l.env)) {
+            let mut total = 0;
+            // SAFETY: on the environment's JS thread.
+            unsafe { sys::napi_adjust_external_memory(env, pending, &mut total) };
+        }
+    }
 }
 
 pub(crate) fn is_watched(id: f64) -> bool {

@@ -31,6 +31,7 @@ pub(crate) enum Cancel {
 
 impl Entry {
     pub(crate) fn into_handle(ctx: Context, cancel: Cancel) -> f64 {
+        crate::events::external(ENTRY_BYTES);
         into_number(Box::into_raw(Box::new(Entry {
             ctx,
             cancel,
@@ -45,10 +46,15 @@ impl Entry {
     /// # Safety
     /// `h` must be a live handle from [`Entry::into_handle`]; it is dead afterwards.
     pub(crate) unsafe fn from_raw(h: f64) -> Box<Entry> {
+        crate::events::external(-ENTRY_BYTES);
         // SAFETY: as the caller promises.
         unsafe { Box::from_raw(from_number::<Entry>(h)) }
     }
 }
+
+/// What a wrapper keeps alive natively, roughly: its entry and the core's
+/// node (two allocations).
+const ENTRY_BYTES: i64 = (std::mem::size_of::<Entry>() + 112) as i64;
 
 /// The entry behind a live handle.
 pub(crate) fn entry(h: f64) -> &'static Entry {
