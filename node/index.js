@@ -590,3 +590,12 @@ module.exports = {
   Canceled,
   DeadlineExceeded,
 }
+
+// Test hooks (node/test, with POLYCTX_TEST_HOOKS=1 only): what no user may
+// do, since it cancels a context without its cancel function.
+if (process.env.POLYCTX_TEST_HOOKS === '1') {
+  module.exports[Symbol.for('polyctx.test')] = {
+    /** Cancels from a new native thread, as a deadline or C code would. */
+    cancelFromThread: (ctx, text) => native.cancelFromThread(handleOf(ctx), text ?? null),
+  }
+}

@@ -66,7 +66,7 @@ lint-node: $(NODE_TOOLS)
 test-node: $(NODE_STAMP)
 	cd $(NODE_PROJECT) && $(NODE) -e "require('polyctx').background()" \
 		&& $(NODE) --input-type=module -e "import { background } from 'polyctx'; background()"
-	cd $(ROOT)/node && $(NODE) --expose-gc --test --test-concurrency=2 test/*.test.mjs
+	cd $(ROOT)/node && POLYCTX_TEST_HOOKS=1 $(NODE) --expose-gc --test --test-concurrency=2 test/*.test.mjs
 
 test-conformance-node: $(NODE_STAMP) node-link
 	$(CONFORMANCE) --lang node -- $(NODE) tests/conformance/node/runner.mjs
