@@ -75,21 +75,26 @@ function message(text, options) {
 }
 
 // The text of a cause and of its own causes, for messages and for the other
-// languages, which see causes as text.
+// languages, which see causes as text. Never throws: a cause may be any
+// value, even a Proxy whose every trap throws.
 function describe(cause) {
   let text = ''
   const seen = new Set()
-  for (let c = cause, depth = 0; depth < 8 && !seen.has(c); depth++) {
-    seen.add(c)
-    text += (depth ? ': ' : '') + textOf(c)
-    if (!(c instanceof Error) || !('cause' in c)) break
-    c = c.cause
+  try {
+    for (let c = cause, depth = 0; depth < 8 && !seen.has(c); depth++) {
+      seen.add(c)
+      text += (depth ? ': ' : '') + textOf(c)
+      if (!(c instanceof Error) || !('cause' in c)) break
+      c = c.cause
+    }
+  } catch {
+    text += text ? ': …' : '(a cause that cannot be shown)'
   }
   return text
 }
 
 function textOf(value) {
-  if (value instanceof Error) return value.message
+  if (value instanceof Error) return String(value.message)
   try {
     return String(value)
   } catch {
@@ -537,6 +542,7 @@ function fromSignal(signal, parent = background()) {
   if (!(signal instanceof AbortSignal)) {
     throw invalidArg(`polyctx.fromSignal: signal must be an AbortSignal, got ${typeName(signal)}`)
   }
+  handle(parent, 'fromSignal')
   const [ctx, cancel] = withCancelCause(parent)
   if (signal.aborted) {
     cancel(signal.reason)
