@@ -13,8 +13,7 @@ PY_SOURCES := $(shell find $(ROOT)/py/src $(ROOT)/py/python $(ROOT)/core/src $(w
 PY_LINTED := py tests/conformance/py examples/python
 
 LINT_TARGETS += lint-py
-# test-conformance-py joins once the native module links the C ABI crate.
-TEST_TARGETS += test-py
+TEST_TARGETS += test-py test-conformance-py
 DEMO_TARGETS += demo-py
 BENCH_TARGETS += bench-py
 

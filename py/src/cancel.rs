@@ -10,6 +10,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
+use crate::cabi::CCancel;
 use crate::cause::cause_from_py;
 use crate::context::Context;
 
@@ -69,6 +70,8 @@ impl Origin {
 enum Func {
     Plain(polyctx::CancelFunc),
     Cause(polyctx::CancelCauseFunc),
+    /// A handle adopted from C with `from_c`.
+    C(CCancel),
 }
 
 /// State shared by both cancel function classes.
@@ -79,12 +82,25 @@ pub(crate) struct Cancel {
 }
 
 impl Cancel {
-    pub(crate) fn cancel(&self, cause: Option<polyctx::Cause>) {
+    pub(crate) fn cancel(&self, cause: Option<polyctx::Cause>) -> PyResult<()> {
         self.called.store(true, Ordering::Relaxed);
         match &self.func {
             Func::Plain(f) => f.cancel(),
             Func::Cause(f) => f.cancel(cause),
+            Func::C(f) => f.cancel(cause.as_ref())?,
         }
+        Ok(())
+    }
+
+    /// # Safety
+    /// `ptr` must be a live `ctx_cancel_t*`.
+    unsafe fn from_c(ptr: usize) -> PyResult<Cancel> {
+        Ok(Cancel {
+            // SAFETY: as the caller promises.
+            func: Func::C(unsafe { CCancel::retain(ptr)? }),
+            called: AtomicBool::new(false),
+            origin: None, // C code owns the duty to cancel
+        })
     }
 }
 
@@ -127,8 +143,16 @@ pub(crate) struct CancelFunc(pub(crate) Cancel);
 
 #[pymethods]
 impl CancelFunc {
-    fn __call__(&self) {
-        self.0.cancel(None);
+    fn __call__(&self) -> PyResult<()> {
+        self.0.cancel(None)
+    }
+
+    /// Adopts a C cancel handle (`ctx_cancel_t*`): a new reference that
+    /// Python releases; the caller keeps its own.
+    #[staticmethod]
+    fn from_c(ptr: usize) -> PyResult<Self> {
+        // SAFETY: the caller promises a live handle (documented).
+        Ok(CancelFunc(unsafe { Cancel::from_c(ptr)? }))
     }
 
     fn __repr__(&self) -> String {
@@ -144,8 +168,15 @@ pub(crate) struct CancelCauseFunc(pub(crate) Cancel);
 impl CancelCauseFunc {
     #[pyo3(signature = (cause = None, /))]
     fn __call__(&self, cause: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        self.0.cancel(cause_from_py(cause)?);
-        Ok(())
+        self.0.cancel(cause_from_py(cause)?)
+    }
+
+    /// Adopts a C cancel handle from `ctx_with_cancel_cause`; a cause given
+    /// to it reaches C as its message.
+    #[staticmethod]
+    fn from_c(ptr: usize) -> PyResult<Self> {
+        // SAFETY: the caller promises a live handle (documented).
+        Ok(CancelCauseFunc(unsafe { Cancel::from_c(ptr)? }))
     }
 
     fn __repr__(&self) -> String {

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyFloat;
 
+use crate::cabi::{self, CKey};
 use crate::cancel::{self, CancelCauseFunc, CancelFunc, CancelPair};
 use crate::cause::{cause_from_py, cause_to_py, err_of};
 
@@ -21,14 +22,12 @@ pub(crate) struct Context {
     pub(crate) inner: polyctx::Context,
 }
 
-/// A Python object stored with `with_value`.
-pub(crate) struct Value(pub(crate) Py<PyAny>);
-
 /// A key for `with_value`, unique by identity: two keys never collide, even
 /// with the same name.
 #[pyclass(frozen, module = "polyctx", name = "Key")]
 pub(crate) struct Key {
-    pub(crate) inner: polyctx::Key<Value>,
+    inner: CKey,
+    name: String,
 }
 
 #[pymethods]
@@ -39,17 +38,23 @@ impl Key {
             .extract()
             .map_err(|_| PyTypeError::new_err(format!("Key name must be a str, not {}", type_name(name))))?;
         Ok(Key {
-            inner: polyctx::Key::new(name),
+            inner: CKey::new(&name)?,
+            name,
         })
     }
 
     #[getter]
     fn name(&self) -> &str {
-        self.inner.name()
+        &self.name
+    }
+
+    /// The key's `ctx_key_t*`, borrowed: valid while this Key lives.
+    fn to_c(&self) -> usize {
+        self.inner.as_ptr() as usize
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let name = pyo3::types::PyString::new(py, self.inner.name()).repr()?;
+        let name = pyo3::types::PyString::new(py, &self.name).repr()?;
         Ok(format!("Key({name})"))
     }
 }
@@ -94,10 +99,7 @@ impl Context {
         let key = key
             .cast::<Key>()
             .map_err(|_| PyTypeError::new_err(format!("key must be a polyctx.Key, not {}", type_name(key))))?;
-        Ok(match self.inner.value(&key.get().inner) {
-            Some(v) => v.0.clone_ref(py),
-            None => py.None(),
-        })
+        cabi::value(py, &self.inner, &key.get().inner)
     }
 
     /// An asyncio future that completes when the context is done (never, for
@@ -145,6 +147,21 @@ impl Context {
         self.repr()
     }
 
+    /// A new `ctx_t*` for C code, owning one reference: C releases it with
+    /// `ctx_release`.
+    fn to_c(&self) -> usize {
+        self.inner.clone().into_raw() as usize
+    }
+
+    /// The context behind a live `ctx_t*`, as a new reference that Python
+    /// owns; the caller's reference stays the caller's to release.
+    #[staticmethod]
+    fn from_c(ptr: usize) -> PyResult<Context> {
+        Ok(Context {
+            inner: cabi::context_from_c(ptr)?,
+        })
+    }
+
     fn __eq__(&self, other: &Bound<'_, Context>) -> bool {
         self.inner.same(&other.get().inner)
     }
@@ -163,10 +180,7 @@ impl Context {
     pub(crate) fn repr(&self) -> String {
         // The core shows a value that is not a Rust string by its Rust type
         // name; a Python value is just an object to it.
-        let chain = self
-            .inner
-            .to_string()
-            .replace(std::any::type_name::<Value>(), "<object>");
+        let chain = self.inner.to_string().replace(cabi::VALUE_TYPE_NAME, "<value>");
         format!("<polyctx.Context {chain}>")
     }
 }
@@ -336,7 +350,7 @@ pub(crate) fn with_value(
         .cast::<Key>()
         .map_err(|_| PyTypeError::new_err(format!("key must be a polyctx.Key, not {}", type_name(key))))?;
     Ok(Context {
-        inner: polyctx::with_value(parent, &key.get().inner, Value(value.clone().unbind())),
+        inner: cabi::with_value(parent, &key.get().inner, value)?,
     })
 }
 

@@ -2,6 +2,7 @@
 //! asyncio glue, is the pure-Python package `polyctx` in `python/polyctx/`.
 
 mod after;
+mod cabi;
 mod call;
 mod cancel;
 mod cause;
@@ -31,6 +32,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(context::without_cancel, m)?)?;
     m.add_function(wrap_pyfunction!(context::cause, m)?)?;
     m.add_function(wrap_pyfunction!(after::after_func, m)?)?;
+    m.add_function(wrap_pyfunction!(cabi::value_from_c_py, m)?)?;
     m.add_function(wrap_pyfunction!(cancel::_track_origins, m)?)?;
     Ok(())
 }

@@ -187,7 +187,7 @@ impl Scope {
         }
         if let Some(cancel) = &this.cancel {
             match cancel.bind(py).cast::<CancelFunc>() {
-                Ok(f) => f.get().0.cancel(None),
+                Ok(f) => f.get().0.cancel(None)?,
                 Err(_) => drop(cancel.bind(py).call0()?),
             }
         }

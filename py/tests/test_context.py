@@ -356,7 +356,7 @@ def test_repr_shows_the_chain():
     assert repr(ctx) == "<polyctx.Context context.Background.WithCancel>"
     timed, cancel_timed = with_timeout(ctx, 3600)
     assert ".WithCancel.WithDeadline(" in repr(timed)
-    assert repr(with_value(ctx, Key("k"), "v")).endswith(".WithValue(k, <object>)>")
+    assert repr(with_value(ctx, Key("k"), "v")).endswith(".WithValue(k, <value>)>")
     assert "without" not in repr(ctx)
     cancel()
     cancel_timed()

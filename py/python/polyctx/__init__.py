@@ -12,6 +12,7 @@ asyncio glue (`scope`, `current`, `await ctx.done()`).
 from __future__ import annotations
 
 from ._asyncio import current
+from ._c import c_library
 from ._errors import Canceled, ContextError, DeadlineExceeded, ForeignCause
 from ._native import (
     CancelCauseFunc,
@@ -25,6 +26,7 @@ from ._native import (
     cause,
     scope,
     todo,
+    value_from_c,
     with_cancel,
     with_cancel_cause,
     with_deadline,
@@ -46,10 +48,12 @@ __all__ = [
     "StopFunc",
     "after_func",
     "background",
+    "c_library",
     "cause",
     "current",
     "scope",
     "todo",
+    "value_from_c",
     "with_cancel",
     "with_cancel_cause",
     "with_deadline",
