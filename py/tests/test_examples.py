@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "py" / "README-section.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+README = ROOT / "README.md"
+# The blocks of the README's "## Python" section, up to the next "## " heading.
+SECTION = re.search(r"^## Python\n(.*?)(?=^## )", README.read_text(), re.S | re.M).group(1)
+BLOCKS = re.findall(r"```python\n(.*?)```", SECTION, re.S)
 
 
 def test_readme_has_examples():
