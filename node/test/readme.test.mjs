@@ -1,0 +1,32 @@
+// Every JS example in README-section.md runs, as its own module, importing
+// 'polyctx' the way a user's code does; the examples assert what they show.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync, mkdtempSync, mkdirSync, symlinkSync, writeFileSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const pkg = dirname(dirname(fileURLToPath(import.meta.url)))
+const readme = readFileSync(join(pkg, 'README-section.md'), 'utf8')
+const blocks = [...readme.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1])
+
+test('the README has examples', () => {
+  assert.ok(blocks.length >= 4, `found ${blocks.length}`)
+})
+
+const dir = mkdtempSync(join(tmpdir(), 'polyctx-readme-'))
+mkdirSync(join(dir, 'node_modules'))
+symlinkSync(pkg, join(dir, 'node_modules', 'polyctx'))
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+
+blocks.forEach((code, i) => {
+  const firstLine = code.split('\n').find((l) => l.trim() && !l.startsWith('//'))
+  test(`README example ${i + 1}: ${firstLine}`, () => {
+    const file = join(dir, `example-${i + 1}.${/\brequire\(/.test(code) ? 'cjs' : 'mjs'}`)
+    writeFileSync(file, code)
+    const run = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 })
+    assert.equal(run.status, 0, `${file} failed:\n${run.stdout}\n${run.stderr}`)
+  })
+})
