@@ -15,7 +15,7 @@ PY_LINTED := py tests/conformance/py examples/python
 LINT_TARGETS += lint-py
 TEST_TARGETS += test-py test-conformance-py
 DEMO_TARGETS += demo-py
-BENCH_TARGETS += bench-py
+BENCH_BUILD_TARGETS += venv-py
 
 $(PY_VENV)/.tools: $(ROOT)/py/requirements-dev.txt
 	$(PYTHON) -m venv $(PY_VENV)
@@ -46,5 +46,6 @@ test-conformance-py: $(PY_STAMP)
 demo-py: $(PY_STAMP)
 	$(PY) examples/python/fanout.py
 
+# Alone, with the human-readable report; `make bench` runs it beside the others.
 bench-py: $(PY_STAMP)
 	$(PY) py/bench/bench.py

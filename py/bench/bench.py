@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import statistics
 import sys
 import threading
@@ -21,6 +22,20 @@ import polyctx
 from polyctx import _native, background, current, scope, with_cancel, with_timeout
 
 REPS = 7
+# `--json`: JSON lines on stdout for bench/run.py (the human report goes to stderr).
+JSON = "--json" in sys.argv
+AREA = "python"
+
+
+def say(*args: object) -> None:
+    print(*args, file=sys.stderr if JSON else sys.stdout)
+
+
+def emit(op: str, impl: str, seconds: float) -> None:
+    """One result line for bench/run.py's table (seconds per operation)."""
+    if JSON:
+        row = {"area": AREA, "op": op, "impl": impl, "unit": "ns_per_op", "value": round(seconds * 1e9, 3)}
+        print(json.dumps(row, ensure_ascii=False))
 
 
 def median_us(samples: list[float]) -> str:
@@ -80,13 +95,16 @@ async def bench_scopes() -> None:
     for _ in range(REPS):
         for name, fn in cases.items():
             results[name].append(await per_op_async(fn, n))
-    print("async with ... enter + exit (deadline an hour away):")
+    say("async with ... enter + exit (deadline an hour away):")
+    impls = {"polyctx scope(with_timeout(current(), 3600))": "polyctx", "anyio fail_after(3600)": "anyio fail_after"}
+    impls["asyncio.timeout(3600)"] = "asyncio.timeout"
     for name, samples in results.items():
-        print(f"  {name:<46} {median_us(samples)}")
+        say(f"  {name:<46} {median_us(samples)}")
+        emit("scope with a deadline, enter+exit", impls[name], statistics.median(samples))
     if "asyncio.timeout(3600)" in results:
         ours = statistics.median(results["polyctx scope(with_timeout(current(), 3600))"])
         theirs = statistics.median(results["asyncio.timeout(3600)"])
-        print(f"  -> {theirs / ours:.2f}x asyncio.timeout (target: >= 2x, <= 1.9 µs on the issue's machine)")
+        say(f"  -> {theirs / ours:.2f}x asyncio.timeout (target: >= 2x, <= 1.9 µs on the issue's machine)")
 
 
 # -- nested scopes -------------------------------------------------------------
@@ -101,7 +119,7 @@ async def nested(depth: int, make: Callable[[], contextlib.AbstractAsyncContextM
 
 
 async def bench_nested() -> None:
-    print("nested deadline scopes (enter all, then exit all):")
+    say("nested deadline scopes (enter all, then exit all):")
     kinds: dict[str, Callable[[], contextlib.AbstractAsyncContextManager[object]]] = {
         "polyctx scope": lambda: scope(with_timeout(current(), 3600)),
     }
@@ -113,9 +131,11 @@ async def bench_nested() -> None:
             samples = [await nested(depth, make) for _ in range(3 if depth == 100_000 else REPS)]
             total = statistics.median(samples)
             per_scope[depth] = total / depth
-            print(f"  {name:<16} {depth:>7} {total * 1e3:9.1f} ms  ({total / depth * 1e6:.2f} µs per scope)")
+            say(f"  {name:<16} {depth:>7} {total * 1e3:9.1f} ms  ({total / depth * 1e6:.2f} µs per scope)")
+            impl = "polyctx" if name == "polyctx scope" else name
+            emit(f"nested deadline scopes at depth {depth}, per scope", impl, total / depth)
         growth = per_scope[100_000] / per_scope[1_000]
-        print(f"  -> {name}: per-scope cost grows {growth:.2f}x from 10^3 to 10^5 (linear: ~1x; quadratic: 100x)")
+        say(f"  -> {name}: per-scope cost grows {growth:.2f}x from 10^3 to 10^5 (linear: ~1x; quadratic: 100x)")
 
 
 # -- waking many tasks ---------------------------------------------------------
@@ -180,10 +200,17 @@ async def bench_wake() -> None:
     for _ in range(REPS):
         for name, fn in cases.items():
             results[name].append(await fn(n))
-    print("waking 10,000 waiting tasks (cancel until every task has finished):")
+    say("waking 10,000 waiting tasks (cancel until every task has finished):")
     for name, samples in results.items():
-        print(f"  {name:<46} {statistics.median(samples) * 1e3:8.2f} ms")
-    print("  -> target: <= 40 ms")
+        say(f"  {name:<46} {statistics.median(samples) * 1e3:8.2f} ms")
+    say("  -> target: <= 40 ms")
+    peer = statistics.median(results["task.cancel() each of 10,000"])
+    for op, name in (
+        ("wake 10,000 tasks awaiting ctx.done()", "await ctx.done() x10,000, one cancel()"),
+        ("wake 10,000 tasks in scope(ctx)", "scope(ctx) x10,000, one cancel()"),
+    ):
+        emit(op, "polyctx", statistics.median(results[name]))
+        emit(op, "task.cancel() each", peer)
 
 
 # -- thread to loop --------------------------------------------------------------
@@ -264,19 +291,26 @@ async def timer_thread_wake_latency(samples: int) -> list[float]:
 
 
 async def bench_thread_wake() -> None:
-    print("thread-to-loop wake latency (a thread cancels; the awaiting task resumes):")
+    say("thread-to-loop wake latency (a thread cancels; the awaiting task resumes):")
     samples = await timer_thread_wake_latency(500)
-    print(f"  {'timer thread (deadline) -> await ctx.done()':<46} {median_us(samples)}")
+    say(f"  {'timer thread (deadline) -> await ctx.done()':<46} {median_us(samples)}")
+    emit("wake the loop from the timer thread", "polyctx", statistics.median(samples))
     if hasattr(polyctx, "c_library"):
         samples = await c_thread_wake_latency(500)
-        print(f"  {'C thread ctx_cancel() -> await ctx.done()':<46} {median_us(samples)}")
+        say(f"  {'C thread ctx_cancel() -> await ctx.done()':<46} {median_us(samples)}")
+        emit("wake the loop from a C thread (ctypes)", "polyctx", statistics.median(samples))
     for name, flag in (
         ("Python thread cancel() -> await ctx.done()", True),
         ("call_soon_threadsafe(fut.set_result)", False),
     ):
         samples = await thread_wake_latency(500, flag)
-        print(f"  {name:<46} {median_us(samples)}")
-    print("  -> target: <= 10 µs (a Python thread also waits for the GIL, whichever way it wakes the loop)")
+        say(f"  {name:<46} {median_us(samples)}")
+        emit(
+            "wake the loop from a Python thread",
+            "polyctx" if flag else "call_soon_threadsafe",
+            statistics.median(samples),
+        )
+    say("  -> target: <= 10 µs (a Python thread also waits for the GIL, whichever way it wakes the loop)")
 
 
 # -- synchronous costs -----------------------------------------------------------
@@ -334,21 +368,31 @@ def bench_sync() -> None:
             "ctx.is_done()": lambda: per_op(is_done, n),
         }
     )
-    print("synchronous calls:")
+    say("synchronous calls:")
     for name, samples in results.items():
-        print(f"  {name:<46} {median_us(samples)}")
+        say(f"  {name:<46} {median_us(samples)}")
     tracked = statistics.median(results["with_cancel + cancel()"])
     bare = statistics.median(results["with_cancel + cancel(), no lostcancel origin"])
-    print(f"  -> lostcancel origin tracking costs {(tracked - bare) * 1e9:.0f} ns per cancel function")
+    say(f"  -> lostcancel origin tracking costs {(tracked - bare) * 1e9:.0f} ns per cancel function")
+    for op, name in (
+        ("derive+cancel", "with_cancel + cancel()"),
+        ("derive+cancel, lostcancel tracking off", "with_cancel + cancel(), no lostcancel origin"),
+        ("derive+cancel with deadline", "with_timeout(3600) + cancel()"),
+        ("err", "ctx.err() (live)"),
+        ("is_done", "ctx.is_done()"),
+    ):
+        emit(op, "polyctx", statistics.median(results[name]))
 
 
 def main() -> None:
-    print(f"polyctx bench: Python {sys.version.split()[0]}, medians of {REPS} interleaved runs")
+    global AREA
+    say(f"polyctx bench: Python {sys.version.split()[0]}, medians of {REPS} interleaved runs")
     bench_sync()
     for loop_name, factory in [("asyncio", asyncio.new_event_loop), ("uvloop", _uvloop_factory())]:
         if factory is None:
             continue
-        print(f"--- event loop: {loop_name}")
+        AREA = "python" if loop_name == "asyncio" else "python (uvloop)"
+        say(f"--- event loop: {loop_name}")
         loop = factory()
         try:
             loop.run_until_complete(_async_main())
