@@ -493,11 +493,11 @@ ctx_status_t ctx_with_value_bytes(const ctx_t *parent,
  * On `CTX_OK`, `*out` owns one reference. Errors: `CTX_EINVAL` if `parent`,
  * `key` or `out` is NULL. Threads: any.
  */
-ctx_status_t ctx_with_value_ptr(const ctx_t *parent,
-                                const ctx_key_t *key,
-                                void *ptr,
-                                void (*dtor)(void*),
-                                ctx_t **out);
+ctx_status_t ctx_with_value(const ctx_t *parent,
+                            const ctx_key_t *key,
+                            void *ptr,
+                            void (*dtor)(void*),
+                            ctx_t **out);
 
 /**
  * Looks up the value stored under `key` by `ctx` or its nearest ancestor

@@ -23,7 +23,7 @@ pub(crate) struct Foreign {
     dtor: Option<unsafe extern "C" fn(*mut c_void)>,
 }
 
-// SAFETY: the header requires pointers stored with `ctx_with_value_ptr` to be
+// SAFETY: the header requires pointers stored with `ctx_with_value` to be
 // usable from any thread, and their destructor to be callable from any thread.
 unsafe impl Send for Foreign {}
 // SAFETY: as for `Send`; polyctx itself never dereferences `ptr`.
@@ -32,7 +32,7 @@ unsafe impl Sync for Foreign {}
 impl Drop for Foreign {
     fn drop(&mut self) {
         if let Some(dtor) = self.dtor {
-            // SAFETY: the caller of `ctx_with_value_ptr` handed `ptr` and
+            // SAFETY: the caller of `ctx_with_value` handed `ptr` and
             // `dtor` over to be called once, when the value is dropped.
             unsafe { dtor(self.ptr) }
         }
@@ -130,7 +130,7 @@ pub extern "C" fn ctx_with_value_bytes(
 /// On `CTX_OK`, `*out` owns one reference. Errors: `CTX_EINVAL` if `parent`,
 /// `key` or `out` is NULL. Threads: any.
 #[no_mangle]
-pub extern "C" fn ctx_with_value_ptr(
+pub extern "C" fn ctx_with_value(
     parent: *const ctx_t,
     key: *const ctx_key_t,
     ptr: *mut c_void,

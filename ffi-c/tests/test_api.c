@@ -339,7 +339,7 @@ static void test_values(void) {
     static int principal = 7;
     ctx_t *p;
     atomic_store(&dtor_calls, 0);
-    CHECK_OK(ctx_with_value_ptr(b, user, &principal, count_dtor, &p));
+    CHECK_OK(ctx_with_value(b, user, &principal, count_dtor, &p));
     pair_t below = with_cancel(p);
     CHECK_OK(ctx_value(below.ctx, user, &data, &len));
     CHECK(data == &principal && len == 0);
@@ -348,18 +348,18 @@ static void test_values(void) {
     drop(below);
     CHECK(atomic_load(&dtor_calls) == 1 && dtor_last == &principal);
     /* No destructor, NULL pointer: both allowed. */
-    CHECK_OK(ctx_with_value_ptr(b, user, NULL, NULL, &p));
+    CHECK_OK(ctx_with_value(b, user, NULL, NULL, &p));
     CHECK_OK(ctx_value(p, user, &data, &len));
     CHECK(data == NULL);
     ctx_release(p);
     /* A failed call stores nothing and never calls the destructor. */
-    CHECK_STATUS(ctx_with_value_ptr(b, NULL, &principal, count_dtor, &p), CTX_EINVAL);
-    CHECK_STATUS(ctx_with_value_ptr(b, user, &principal, count_dtor, NULL), CTX_EINVAL);
+    CHECK_STATUS(ctx_with_value(b, NULL, &principal, count_dtor, &p), CTX_EINVAL);
+    CHECK_STATUS(ctx_with_value(b, user, &principal, count_dtor, NULL), CTX_EINVAL);
     CHECK(atomic_load(&dtor_calls) == 1);
     /* Releasing the key first: the value is still destroyed with its context. */
     ctx_key_t *temp;
     REQUIRE_OK(ctx_key_new("temp", &temp));
-    CHECK_OK(ctx_with_value_ptr(ctx_background(), temp, &principal, count_dtor, &p));
+    CHECK_OK(ctx_with_value(ctx_background(), temp, &principal, count_dtor, &p));
     ctx_key_release(temp);
     CHECK(atomic_load(&dtor_calls) == 1);
     ctx_release(p);
@@ -543,9 +543,9 @@ static void test_bad_input(void) {
     CHECK_STATUS(ctx_with_value_bytes(bg, NULL, "v", 1, &c), CTX_EINVAL);
     CHECK_STATUS(ctx_with_value_bytes(bg, key, NULL, 1, &c), CTX_EINVAL);
     CHECK_STATUS(ctx_with_value_bytes(bg, key, "v", 1, NULL), CTX_EINVAL);
-    CHECK_STATUS(ctx_with_value_ptr(NULL, key, buf, NULL, &c), CTX_EINVAL);
-    CHECK_STATUS(ctx_with_value_ptr(bg, NULL, buf, NULL, &c), CTX_EINVAL);
-    CHECK_STATUS(ctx_with_value_ptr(bg, key, buf, NULL, NULL), CTX_EINVAL);
+    CHECK_STATUS(ctx_with_value(NULL, key, buf, NULL, &c), CTX_EINVAL);
+    CHECK_STATUS(ctx_with_value(bg, NULL, buf, NULL, &c), CTX_EINVAL);
+    CHECK_STATUS(ctx_with_value(bg, key, buf, NULL, NULL), CTX_EINVAL);
     CHECK_STATUS(ctx_value(NULL, key, &data, &sz), CTX_EINVAL);
     CHECK_STATUS(ctx_value(bg, NULL, &data, &sz), CTX_EINVAL);
     CHECK_STATUS(ctx_value(bg, key, NULL, &sz), CTX_EINVAL);

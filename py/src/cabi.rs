@@ -6,7 +6,7 @@
 //! core's raw context handle, as `Context.to_c()`/`Context.from_c()` make.
 //!
 //! Values: a `polyctx.Key` is a C key (`ctx_key_t*`), and a Python value is
-//! stored through `ctx_with_value_ptr` as a `PyObject*` that the context owns
+//! stored through `ctx_with_value` as a `PyObject*` that the context owns
 //! one reference to. So one key finds values stored from either side, with
 //! Go's shadowing. To tell its own values from C's when reading, this module
 //! counts the live `PyObject*` values it stored: a pointer in that table is
@@ -38,7 +38,7 @@ const CTX_ENOTFOUND: ctx_status_t = 7;
 extern "C" {
     fn ctx_key_new(name: *const c_char, out: *mut *mut c_void) -> ctx_status_t;
     fn ctx_key_release(key: *mut c_void);
-    fn ctx_with_value_ptr(
+    fn ctx_with_value(
         parent: *const c_void,
         key: *const c_void,
         ptr: *mut c_void,
@@ -146,12 +146,12 @@ pub(crate) fn with_value(
     let mut out = ptr::null_mut();
     // SAFETY: live handles; on CTX_OK the context owns `obj`'s reference.
     let status = with_raw(parent, |p| unsafe {
-        ctx_with_value_ptr(p, key.as_ptr(), obj.cast(), Some(release_value), &mut out)
+        ctx_with_value(p, key.as_ptr(), obj.cast(), Some(release_value), &mut out)
     });
     if status != CTX_OK {
         // SAFETY: nothing was stored, so the reference and the count are still ours.
         unsafe { release_value(obj.cast()) };
-        check(status, "ctx_with_value_ptr")?;
+        check(status, "ctx_with_value")?;
     }
     // SAFETY: `out` owns one reference.
     Ok(unsafe { polyctx::Context::from_raw(out) })
