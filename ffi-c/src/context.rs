@@ -75,13 +75,7 @@ pub extern "C" fn ctx_with_cancel(
     ctx_out: *mut *mut ctx_t,
     cancel_out: *mut *mut ctx_cancel_t,
 ) -> ctx_status_t {
-    boundary(|| {
-        let (parent, ctx_out, cancel_out) = (arg!(parent), arg!(ctx_out), arg!(cancel_out));
-        // SAFETY: the caller owns `parent`.
-        let parent = unsafe { handle::ctx_borrow(parent) };
-        let (ctx, cancel) = polyctx::with_cancel(&parent);
-        give(ctx_out, cancel_out, ctx, Cancel::Plain(cancel))
-    })
+    boundary(|| derive(parent, ctx_out, cancel_out, |p| plain(polyctx::with_cancel(p))))
 }
 
 /// Like `ctx_with_cancel`, but the cancel handle can also record why, with
@@ -94,11 +88,10 @@ pub extern "C" fn ctx_with_cancel_cause(
     cancel_out: *mut *mut ctx_cancel_t,
 ) -> ctx_status_t {
     boundary(|| {
-        let (parent, ctx_out, cancel_out) = (arg!(parent), arg!(ctx_out), arg!(cancel_out));
-        // SAFETY: the caller owns `parent`.
-        let parent = unsafe { handle::ctx_borrow(parent) };
-        let (ctx, cancel) = polyctx::with_cancel_cause(&parent);
-        give(ctx_out, cancel_out, ctx, Cancel::Cause(cancel))
+        derive(parent, ctx_out, cancel_out, |p| {
+            let (ctx, cancel) = polyctx::with_cancel_cause(p);
+            (ctx, Cancel::Cause(cancel))
+        })
     })
 }
 
@@ -119,11 +112,9 @@ pub extern "C" fn ctx_with_timeout(
     cancel_out: *mut *mut ctx_cancel_t,
 ) -> ctx_status_t {
     boundary(|| {
-        let (parent, ctx_out, cancel_out) = (arg!(parent), arg!(ctx_out), arg!(cancel_out));
-        // SAFETY: the caller owns `parent`.
-        let parent = unsafe { handle::ctx_borrow(parent) };
-        let (ctx, cancel) = polyctx::with_timeout(&parent, timeout(timeout_ns));
-        give(ctx_out, cancel_out, ctx, Cancel::Plain(cancel))
+        derive(parent, ctx_out, cancel_out, |p| {
+            plain(polyctx::with_timeout(p, timeout(timeout_ns)))
+        })
     })
 }
 
@@ -141,12 +132,10 @@ pub extern "C" fn ctx_with_timeout_cause(
     cancel_out: *mut *mut ctx_cancel_t,
 ) -> ctx_status_t {
     boundary(|| {
-        let (parent, msg, ctx_out, cancel_out) = (arg!(parent), arg!(msg), arg!(ctx_out), arg!(cancel_out));
-        // SAFETY: the caller owns `parent`.
-        let parent = unsafe { handle::ctx_borrow(parent) };
-        let cause = cause_from_c(msg, code);
-        let (ctx, cancel) = polyctx::with_timeout_cause(&parent, timeout(timeout_ns), cause);
-        give(ctx_out, cancel_out, ctx, Cancel::Plain(cancel))
+        let cause = cause_from_c(arg!(msg), code);
+        derive(parent, ctx_out, cancel_out, |p| {
+            plain(polyctx::with_timeout_cause(p, timeout(timeout_ns), cause))
+        })
     })
 }
 
@@ -165,11 +154,9 @@ pub extern "C" fn ctx_with_deadline(
     cancel_out: *mut *mut ctx_cancel_t,
 ) -> ctx_status_t {
     boundary(|| {
-        let (parent, ctx_out, cancel_out) = (arg!(parent), arg!(ctx_out), arg!(cancel_out));
-        // SAFETY: the caller owns `parent`.
-        let parent = unsafe { handle::ctx_borrow(parent) };
-        let (ctx, cancel) = polyctx::with_deadline(&parent, deadline(deadline_ns));
-        give(ctx_out, cancel_out, ctx, Cancel::Plain(cancel))
+        derive(parent, ctx_out, cancel_out, |p| {
+            plain(polyctx::with_deadline(p, deadline(deadline_ns)))
+        })
     })
 }
 
@@ -186,12 +173,10 @@ pub extern "C" fn ctx_with_deadline_cause(
     cancel_out: *mut *mut ctx_cancel_t,
 ) -> ctx_status_t {
     boundary(|| {
-        let (parent, msg, ctx_out, cancel_out) = (arg!(parent), arg!(msg), arg!(ctx_out), arg!(cancel_out));
-        // SAFETY: the caller owns `parent`.
-        let parent = unsafe { handle::ctx_borrow(parent) };
-        let cause = cause_from_c(msg, code);
-        let (ctx, cancel) = polyctx::with_deadline_cause(&parent, deadline(deadline_ns), cause);
-        give(ctx_out, cancel_out, ctx, Cancel::Plain(cancel))
+        let cause = cause_from_c(arg!(msg), code);
+        derive(parent, ctx_out, cancel_out, |p| {
+            plain(polyctx::with_deadline_cause(p, deadline(deadline_ns), cause))
+        })
     })
 }
 
@@ -353,15 +338,25 @@ pub extern "C" fn ctx_now_ns() -> i64 {
     boundary(|| i64::try_from(clock::now_ns()).unwrap_or(i64::MAX))
 }
 
-fn give(
-    ctx_out: NonNull<*mut ctx_t>,
-    cancel_out: NonNull<*mut ctx_cancel_t>,
-    ctx: Context,
-    cancel: Cancel,
+/// The shared body of the `ctx_with_*` functions that return a context and
+/// its cancel handle: check the pointers, derive, hand both out.
+fn derive(
+    parent: *const ctx_t,
+    ctx_out: *mut *mut ctx_t,
+    cancel_out: *mut *mut ctx_cancel_t,
+    make: impl FnOnce(&Context) -> (Context, Cancel),
 ) -> ctx_status_t {
+    let (parent, ctx_out, cancel_out) = (arg!(parent), arg!(ctx_out), arg!(cancel_out));
+    // SAFETY: the caller owns `parent` (header contract).
+    let parent = unsafe { handle::ctx_borrow(parent) };
+    let (ctx, cancel) = make(&parent);
     put(ctx_out, handle::ctx_into_raw(ctx));
     put(cancel_out, handle::cancel_into_raw(cancel));
     ctx_status_t::CTX_OK
+}
+
+fn plain((ctx, cancel): (Context, polyctx::CancelFunc)) -> (Context, Cancel) {
+    (ctx, Cancel::Plain(cancel))
 }
 
 fn timeout(ns: i64) -> Duration {
