@@ -20,6 +20,7 @@
 // ids; the core stores the ids and reports each one when the last context
 // using it is gone, on whatever thread that happens.
 
+const { getEventListeners } = require('node:events')
 const native = require('./native.js')
 
 // Node 20.4+ defines it (as this registered symbol); polyfill older 20.x.
@@ -106,13 +107,23 @@ function textOf(value) {
 // cancellation happens to be noticed (often the event loop), and a stack
 // capture would cost more than the whole cancellation.
 function makeError(code, cause) {
+  const options = cause === NO_CAUSE ? undefined : { cause }
   const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = 0
+  if (!trySetStackTraceLimit(0)) return code === 2 ? new DeadlineExceeded(options) : new Canceled(options)
   try {
-    const options = cause === NO_CAUSE ? undefined : { cause }
     return code === 2 ? new DeadlineExceeded(options) : new Canceled(options)
   } finally {
-    Error.stackTraceLimit = limit
+    trySetStackTraceLimit(limit)
+  }
+}
+
+// False where the intrinsics are frozen.
+function trySetStackTraceLimit(n) {
+  try {
+    Error.stackTraceLimit = n
+    return true
+  } catch {
+    return false
   }
 }
 
@@ -211,13 +222,17 @@ const handles = new FinalizationRegistry((h) => {
 
 // A context's signal is watched through a strong entry while its wrapper
 // lives (the cheap, common case: the context is done before it is dropped).
-// When the wrapper goes first, the signal may still be in use (a pending
-// fetch), so it must still abort: from then on the signal keeps its
-// controller alive, the entry holds the controller weakly, and once nothing
-// reaches the controller the watch is stopped.
+// When the wrapper goes first, the signal may still be in use, and must
+// still abort. If it has abort listeners (a pending done(), a socket to
+// destroy), they are waiting for it: it stays watched until the context is
+// done, as Node keeps AbortSignal.timeout's signals that have listeners.
+// Otherwise the signal keeps its controller alive from now on (a pending
+// fetch holds the signal), the entry holds the controller weakly, and once
+// nothing reaches the controller the watch is stopped.
 function weaken(id) {
   const controller = watchers.get(id)
   if (!(controller instanceof AbortController) || controller.signal.aborted) return
+  if (getEventListeners(controller.signal, 'abort').length !== 0) return
   new SignalLink(controller.signal, controller)
   watchers.set(id, new WeakRef(controller))
   controllers.register(controller, id)
