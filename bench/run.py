@@ -60,7 +60,7 @@ def run_program(name: str, command: list[str], quick: bool) -> list[dict]:
 
 def fmt(value: float, unit: str) -> str:
     if unit == "bytes":
-        return f"{value:.0f} B"
+        return f"{max(value, 0):.0f} B"
     if value >= 1_000_000:
         return f"{value / 1_000_000:.2f} ms"
     if value >= 1_000:
@@ -94,6 +94,8 @@ def build_table(results: dict) -> list[str]:
         for peer, value in peers.items():
             if peer == "rust core (overhead)":
                 ratio = f"+{ours - value:.1f} ns over Rust"
+            elif unit == "bytes" and abs(ours) < 1:
+                ratio = "polyctx keeps nothing"
             else:
                 ratio = f"{value / ours:.2f}x" if ours else "—"
             lines.append(f"| {area} | {op} | {fmt(ours, unit)} | {peer} | {fmt(value, unit)} | {ratio} |")

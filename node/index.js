@@ -5,7 +5,7 @@
 // This file only translates: JS values, errors and the event loop. Every
 // rule of the model (what is done when, which cause wins, which deadline
 // applies, where a value is found) is the core's, reached through the
-// napi-rs module in native.js. See README-section.md for the user's view.
+// napi-rs module in native.js. See the README's Node section for the user's view.
 //
 // Memory. A Context wrapper owns one native handle (a number in a private
 // field), freed by a FinalizationRegistry. Nothing on the parent's side

@@ -5,8 +5,12 @@
 import { background, withCancel, withTimeout } from 'polyctx'
 import { livePerChild, retainedPerChild } from './memory.mjs'
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
-const N = Number(process.env.BENCH_N ?? 100_000)
+// `--json`: JSON lines on stdout for bench/run.py (the human report goes to stderr).
+const JSON_OUT = process.argv.includes('--json')
+const log = JSON_OUT ? (...a) => console.error(...a) : (...a) => console.log(...a)
+const QUICK = process.argv.includes('--quick')
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 7))
+const N = Number(process.env.BENCH_N ?? (QUICK ? 30_000 : 100_000))
 const FANOUT = 10_000
 const HOUR = 3600_000
 
@@ -95,6 +99,35 @@ function fanOut(signals) {
   return ms
 }
 
+// Where each case goes in bench/run.py's table: [operation, implementation]
+// pairs, the implementation named `polyctx` for ours and after the peer otherwise.
+const TABLE = {
+  'derive+cancel\tpolyctx withCancel': [['derive+cancel', 'polyctx']],
+  'derive+cancel\tpolyctx withTimeout(1h)': [['derive+cancel with deadline', 'polyctx']],
+  'derive+cancel\tnew AbortController() + abort()': [['derive+cancel', 'new AbortController() + abort()']],
+  'derive+cancel\tAbortSignal.any([parent]) (no cancel)': [['derive+cancel', 'AbortSignal.any([parent]), derive only']],
+  'derive+cancel\tAbortSignal.timeout(1h) (no cancel)': [
+    ['derive+cancel with deadline', 'AbortSignal.timeout(1h), derive only'],
+  ],
+  'derive+read signal+cancel\tpolyctx withCancel': [['derive+read signal+cancel', 'polyctx']],
+  'derive+read signal+cancel\tnew AbortController() + signal + abort()': [
+    ['derive+read signal+cancel', 'new AbortController() + signal + abort()'],
+  ],
+  'abort fan-out to 10,000 children (ms)\tpolyctx, children without signal': [
+    ['abort fan-out to 10,000 children without signal', 'polyctx'],
+  ],
+  'abort fan-out to 10,000 children (ms)\tpolyctx, children with signal + listener': [
+    ['abort fan-out to 10,000 children with signal + listener', 'polyctx'],
+  ],
+  'abort fan-out to 10,000 children (ms)\tAbortSignal.any([root]) children + listener': [
+    ['abort fan-out to 10,000 children with signal + listener', 'AbortSignal.any([root])'],
+  ],
+}
+
+function emit(op, impl, unit, value) {
+  if (JSON_OUT) console.log(JSON.stringify({ area: 'node', op, impl, unit, value: Number(value.toFixed(3)) }))
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 const samples = new Map()
@@ -109,15 +142,16 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 
-console.log(`node ${process.version}; ${ROUNDS} interleaved rounds, N=${N}; medians\n`)
+log(`node ${process.version}; ${ROUNDS} interleaved rounds, N=${N}; medians\n`)
 let lastGroup = ''
 for (const [key, xs] of samples) {
   const [group, name] = key.split('\t')
-  if (group !== lastGroup) console.log(`${group}`)
+  if (group !== lastGroup) log(`${group}`)
   lastGroup = group
   const unit = group.endsWith('(ms)') ? 'ms' : 'ns'
   const value = unit === 'ms' ? median(xs).toFixed(2) : median(xs).toFixed(0)
-  console.log(`  ${name.padEnd(48)} ${value.padStart(8)} ${unit}`)
+  log(`  ${name.padEnd(48)} ${value.padStart(8)} ${unit}`)
+  for (const [op, impl] of TABLE[key] ?? []) emit(op, impl, 'ns_per_op', median(xs) * (unit === 'ms' ? 1e6 : 1))
 }
 
 const memoryCases = {
@@ -152,11 +186,36 @@ const memoryCases = {
   },
 }
 
+// The memory rows of bench/run.py's table: ours with and without a signal,
+// each beside the platform's.
+const MEMORY_TABLE = {
+  'polyctx withCancel': [['JS heap bytes per live context', 'polyctx']],
+  'polyctx withCancel + signal': [['JS heap bytes per live context with signal', 'polyctx']],
+  'new AbortController()': [
+    ['JS heap bytes per live context', 'new AbortController()'],
+    ['JS heap bytes per live context with signal', 'new AbortController()'],
+  ],
+  'AbortSignal.any([parent])': [
+    ['JS heap bytes per live context', 'AbortSignal.any([parent])'],
+    ['JS heap bytes per live context with signal', 'AbortSignal.any([parent])'],
+  ],
+}
+const RETAINED_TABLE = {
+  'polyctx withCancel': [['heap bytes retained per dropped child', 'polyctx']],
+  'polyctx withCancel + signal read': [['heap bytes retained per dropped child with signal', 'polyctx']],
+  'AbortSignal.any([parent])': [
+    ['heap bytes retained per dropped child', 'AbortSignal.any([parent])'],
+    ['heap bytes retained per dropped child with signal', 'AbortSignal.any([parent])'],
+  ],
+}
+
 for (const [group, cases] of Object.entries(memoryCases)) {
-  console.log(`\n${group}`)
+  log(`\n${group}`)
+  const rows = group.startsWith('heap per live') ? MEMORY_TABLE : RETAINED_TABLE
   for (const [name, run] of Object.entries(cases)) {
     const { heap, rss } = await run()
-    console.log(`  ${name.padEnd(48)} ${heap.toFixed(1).padStart(8)} B ${rss.toFixed(1).padStart(8)} B`)
+    log(`  ${name.padEnd(48)} ${heap.toFixed(1).padStart(8)} B ${rss.toFixed(1).padStart(8)} B`)
+    for (const [op, impl] of rows[name] ?? []) emit(op, impl, 'bytes', heap)
   }
 }
-console.log('\n(RSS of the first memory case includes the allocator warming up; heap is the figure to compare.)')
+log('\n(RSS of the first memory case includes the allocator warming up; heap is the figure to compare.)')

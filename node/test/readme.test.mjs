@@ -1,4 +1,4 @@
-// Every JS example in README-section.md runs, as its own module, importing
+// Every JS example in the README's Node section runs, as its own module, importing
 // 'polyctx' the way a user's code does; the examples assert what they show.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -9,8 +9,10 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const pkg = dirname(dirname(fileURLToPath(import.meta.url)))
-const readme = readFileSync(join(pkg, 'README-section.md'), 'utf8')
-const blocks = [...readme.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1])
+const readme = readFileSync(join(pkg, '..', 'README.md'), 'utf8')
+// The "## Node" section: up to the next second-level heading.
+const section = readme.split(/^## Node\n/m)[1].split(/^## /m)[0]
+const blocks = [...section.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1])
 
 test('the README has examples', () => {
   assert.ok(blocks.length >= 4, `found ${blocks.length}`)
