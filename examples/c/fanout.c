@@ -82,7 +82,7 @@ int main(void) {
     if (ctx_with_timeout_cause(ctx_background(), 150 * MS, "request budget of 150 ms spent", 504, &request,
                                &cancel) != CTX_OK)
         return 1;
-    printf("fan-out: %d backends, request deadline 150 ms\n", N);
+    printf("c: a request fans out to %d backend threads under a 150 ms deadline\n", N);
 
     pthread_t threads[N];
     call_t calls[N];
