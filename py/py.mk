@@ -14,7 +14,7 @@ PY_LINTED := py tests/conformance/py examples/python
 
 LINT_TARGETS += lint-py
 TEST_TARGETS += test-py test-conformance-py
-DEMO_TARGETS += demo-py
+DEMO_TARGETS += demo-py demo-polyglot
 BENCH_BUILD_TARGETS += venv-py
 
 $(PY_VENV)/.tools: $(ROOT)/py/requirements-dev.txt
@@ -45,6 +45,10 @@ test-conformance-py: $(PY_STAMP)
 
 demo-py: $(PY_STAMP)
 	$(PY) examples/python/fanout.py
+
+# One request across Python and C in one process, on one core.
+demo-polyglot: $(PY_STAMP)
+	$(PY) examples/python/polyglot.py
 
 # Alone, with the human-readable report; `make bench` runs it beside the others.
 bench-py: $(PY_STAMP)

@@ -36,3 +36,17 @@ def test_fanout_demo():
     assert out.count(" answered ok ") == 2
     assert out.count(" stopped: context deadline exceeded (request budget of 150ms spent)") == 3
     assert out.rstrip().endswith("tasks still running: 0")
+
+
+def test_polyglot_demo():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "python" / "polyglot.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "python fast call answered ok" in out
+    assert "C backend        stopped by the Python deadline: request budget of 150ms spent" in out
+    assert "python slow call stopped: request budget of 150ms spent" in out
+    assert out.rstrip().endswith("still running: 0")

@@ -1,0 +1,77 @@
+"""One request, two languages, one core.
+
+A request arrives in Python with a 150 ms budget. Part of its work runs in
+asyncio tasks; part runs in C, through the C ABI (`include/ctx.h`) that
+polyctx's native module exports, on a thread of its own, as a C library
+linked into the service would. Both halves watch the same context: when the
+deadline passes, the slow Python call and the slow C call stop at the same
+moment, and C reads the cause that Python set.
+
+Run with `make demo` (or `python examples/python/polyglot.py` once polyctx is
+installed).
+"""
+
+import asyncio
+import ctypes
+import threading
+import time
+
+import polyctx
+
+CTX_OK = 0  # ctx_wait: the context is done
+
+c = polyctx.c_library()
+c.ctx_wait.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+c.ctx_cause.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_char_p,
+    ctypes.c_size_t,
+    ctypes.POINTER(ctypes.c_int64),
+    ctypes.POINTER(ctypes.c_size_t),
+]
+c.ctx_release.argtypes = [ctypes.c_void_p]
+
+START = time.monotonic()
+
+
+def say(who: str, what: str) -> None:
+    print(f"[{(time.monotonic() - START) * 1000:4.0f} ms] {who:<16} {what}")
+
+
+def c_backend(ctx_ptr: int, needs_ms: int) -> None:
+    """What a C library does with the ctx_t* it is given: wait for its work
+    (here, simply time) or for the request to end, whichever comes first."""
+    try:
+        if c.ctx_wait(ctx_ptr, needs_ms * 1_000_000) != CTX_OK:
+            say("C backend", f"answered ok (needed {needs_ms} ms)")
+            return
+        why = ctypes.create_string_buffer(128)
+        c.ctx_cause(ctx_ptr, why, len(why), None, None)
+        say("C backend", f"stopped by the Python deadline: {why.value.decode()}")
+    finally:
+        c.ctx_release(ctx_ptr)  # the thread owned one reference
+
+
+async def python_call(ctx: polyctx.Context, name: str, needs_ms: int) -> None:
+    try:
+        async with polyctx.scope(ctx):
+            await asyncio.sleep(needs_ms / 1000)
+        say(name, f"answered ok (needed {needs_ms} ms)")
+    except polyctx.DeadlineExceeded as e:
+        say(name, f"stopped: {e.__cause__}")
+
+
+async def handle_request() -> None:
+    budget = TimeoutError("request budget of 150ms spent")
+    print("polyglot: one Python request, asyncio tasks and a C thread, one 150 ms deadline")
+    with polyctx.with_timeout(polyctx.background(), 0.150, cause=budget) as (ctx, _):
+        # C gets its own reference to the very same context.
+        worker = threading.Thread(target=c_backend, args=(ctx.to_c(), 5_000))
+        worker.start()
+        await asyncio.gather(python_call(ctx, "python fast call", 30), python_call(ctx, "python slow call", 3_000))
+        await asyncio.to_thread(worker.join)
+    running = [t for t in threading.enumerate() if t is worker] + list(asyncio.all_tasks() - {asyncio.current_task()})
+    say("request", f"done; still running: {len(running)}")
+
+
+asyncio.run(handle_request())
