@@ -68,6 +68,16 @@ pub fn core(bench: &Bench) {
         ],
     );
 
+    bench.compare(
+        AREA,
+        "err",
+        vec![case("polyctx", |n| {
+            time(n, || {
+                black_box(black_box(&live).err());
+            })
+        })],
+    );
+
     for depth in [10, 100] {
         let (key, leaf) = value_chain(depth);
         bench.compare(
