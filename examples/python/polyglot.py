@@ -13,6 +13,7 @@ installed).
 
 import asyncio
 import ctypes
+import sys
 import threading
 import time
 
@@ -35,7 +36,8 @@ START = time.monotonic()
 
 
 def say(who: str, what: str) -> None:
-    print(f"[{(time.monotonic() - START) * 1000:4.0f} ms] {who:<16} {what}")
+    # One write per line: the C thread and the event loop report at the same moment.
+    sys.stdout.write(f"[{(time.monotonic() - START) * 1000:4.0f} ms] {who:<16} {what}\n")
 
 
 def c_backend(ctx_ptr: int, needs_ms: int) -> None:
