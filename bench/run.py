@@ -93,7 +93,7 @@ def build_table(results: dict) -> list[str]:
             lines.append(f"| {area} | {op} | {fmt(ours, unit)} | — | — | — |")
         for peer, value in peers.items():
             if peer == "rust core (overhead)":
-                ratio = f"+{ours - value:.1f} ns over Rust"
+                ratio = f"{ours - value:+.1f} ns over Rust"
             elif unit == "bytes" and abs(ours) < 1:
                 ratio = "polyctx keeps nothing"
             else:
