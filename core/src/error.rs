@@ -1,6 +1,7 @@
 //! Why a context is done: the two errors every context can report, and the
 //! cause a canceller may attach.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
@@ -56,6 +57,7 @@ impl Cause {
         Cause::new(Message {
             text: message.into(),
             code: None,
+            payload: None,
         })
     }
 
@@ -65,7 +67,24 @@ impl Cause {
         Cause::new(Message {
             text: message.into(),
             code: Some(code),
+            payload: None,
         })
+    }
+
+    /// A cause that carries a binding's own object (a Python exception, a
+    /// JS value) beside its message. Every other language reads the message;
+    /// the binding that made it finds its object again with [`Cause::payload`].
+    pub fn with_payload<P: Any + Send + Sync>(message: impl Into<String>, payload: P) -> Self {
+        Cause::new(Message {
+            text: message.into(),
+            code: None,
+            payload: Some(Box::new(payload)),
+        })
+    }
+
+    /// The object given to [`Cause::with_payload`], if it is a `P`.
+    pub fn payload<P: Any>(&self) -> Option<&P> {
+        self.downcast_ref::<Message>()?.payload.as_ref()?.downcast_ref::<P>()
     }
 
     /// The underlying error, if it is an `E`.
@@ -130,11 +149,20 @@ impl std::error::Error for Cause {
     }
 }
 
-/// The error behind [`Cause::msg`] and [`Cause::with_code`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The error behind [`Cause::msg`], [`Cause::with_code`] and [`Cause::with_payload`].
 pub struct Message {
     text: String,
     code: Option<i64>,
+    payload: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("text", &self.text)
+            .field("code", &self.code)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Message {
@@ -156,3 +184,19 @@ impl fmt::Display for Message {
 }
 
 impl std::error::Error for Message {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_travels_beside_the_message() {
+        struct Exception(u32);
+        let cause = Cause::with_payload("boom", Exception(7));
+        assert_eq!(cause.to_string(), "boom");
+        assert_eq!(cause.payload::<Exception>().map(|e| e.0), Some(7));
+        assert!(cause.payload::<String>().is_none());
+        assert!(Cause::msg("plain").payload::<Exception>().is_none());
+        assert_eq!(Cause::with_code("coded", 3).code(), Some(3));
+    }
+}

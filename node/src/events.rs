@@ -344,11 +344,8 @@ pub(crate) fn describe_cause(cause: &polyctx::Cause) -> Either<f64, String> {
         Some(CtxError::DeadlineExceeded) => return Either::A(-2.0),
         None => {}
     }
-    match cause.downcast_ref::<JsCause>() {
-        Some(js) => match js.local_id() {
-            Some(id) => Either::A(id),
-            None => Either::B(js.text().to_owned()),
-        },
+    match cause.payload::<JsCause>().and_then(JsCause::local_id) {
+        Some(id) => Either::A(id),
         None => Either::B(cause.to_string()),
     }
 }

@@ -3,7 +3,6 @@
 //! the last copy — on whatever thread the core drops it — queues the id for
 //! release on the JS thread that owns the table (see `events`).
 
-use std::fmt;
 use std::sync::Arc;
 
 use crate::events::{self, Item, Shared};
@@ -48,40 +47,17 @@ impl JsValue {
     }
 }
 
-/// A cause given from JS: any JS value, and the text other languages see.
-pub(crate) struct JsCause {
-    held: Held,
-    text: String,
-}
+/// A cause given from JS: the payload of a core cause
+/// (`Cause::with_payload`) whose message is the text other languages see.
+pub(crate) struct JsCause(Held);
 
 impl JsCause {
-    pub(crate) fn new(id: f64, text: String) -> JsCause {
-        JsCause {
-            held: Held::new(id),
-            text,
-        }
+    pub(crate) fn new(id: f64) -> JsCause {
+        JsCause(Held::new(id))
     }
 
     /// The id in this thread's table, if the cause was given on this thread.
     pub(crate) fn local_id(&self) -> Option<f64> {
-        events::is_current(&self.held.owner).then_some(self.held.id)
-    }
-
-    pub(crate) fn text(&self) -> &str {
-        &self.text
+        events::is_current(&self.0.owner).then_some(self.0.id)
     }
 }
-
-impl fmt::Display for JsCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl fmt::Debug for JsCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JsCause({:?})", self.text)
-    }
-}
-
-impl std::error::Error for JsCause {}

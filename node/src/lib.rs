@@ -253,7 +253,7 @@ pub fn cancel_from_thread(h: f64, cause: Option<String>) -> bool {
 }
 
 fn js_cause(id: f64, text: Option<String>) -> Option<Cause> {
-    (id != 0.0).then(|| Cause::new(JsCause::new(id, text.unwrap_or_default())))
+    (id != 0.0).then(|| Cause::with_payload(text.unwrap_or_default(), JsCause::new(id)))
 }
 
 /// Wall-clock milliseconds (what `Date` holds) to and from the core's

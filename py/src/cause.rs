@@ -1,12 +1,11 @@
 //! Errors and causes between Python and the core.
 //!
-//! A Python exception given as a cause travels through the core as a
-//! [`PyCause`], which keeps the exception object (so `cause()` returns that
-//! very object) and its message, computed once while the GIL is held, so that
-//! other languages can read it on any thread without taking the GIL. A cause
-//! set in another language reads in Python as `polyctx.ForeignCause`.
-
-use std::fmt;
+//! A Python exception given as a cause travels through the core as a cause
+//! with a payload (`Cause::with_payload`): the exception object itself (so
+//! `cause()` returns that very object) beside its message, computed once
+//! while the GIL is held, so that other languages can read it on any thread
+//! without taking the GIL. A cause set in another language reads in Python
+//! as `polyctx.ForeignCause`.
 
 use polyctx::{Cause, Context, Error};
 use pyo3::exceptions::PyTypeError;
@@ -14,24 +13,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyType};
 
-pub(crate) struct PyCause {
-    exc: Py<PyAny>,
-    text: String,
-}
-
-impl fmt::Display for PyCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl fmt::Debug for PyCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PyCause({:?})", self.text)
-    }
-}
-
-impl std::error::Error for PyCause {}
+/// The payload of a cause given from Python.
+struct PyException(Py<PyAny>);
 
 static CANCELED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DEADLINE_EXCEEDED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -68,10 +51,10 @@ pub(crate) fn cause_from_py(cause: Option<&Bound<'_, PyAny>>) -> PyResult<Option
             "cause must be an exception instance or None, not {what}"
         )));
     }
-    Ok(Some(Cause::new(PyCause {
-        text: message_of(exc),
-        exc: exc.clone().unbind(),
-    })))
+    Ok(Some(Cause::with_payload(
+        message_of(exc),
+        PyException(exc.clone().unbind()),
+    )))
 }
 
 /// What other languages see of a Python exception: `str(exc)`, or the type's
@@ -91,8 +74,8 @@ fn message_of(exc: &Bound<'_, PyAny>) -> String {
 /// cause, a fresh `Canceled`/`DeadlineExceeded` for a context error, and a
 /// `ForeignCause` carrying the message (and code) for anything else.
 pub(crate) fn cause_to_py<'py>(py: Python<'py>, cause: &Cause) -> PyResult<Bound<'py, PyAny>> {
-    if let Some(c) = cause.downcast_ref::<PyCause>() {
-        return Ok(c.exc.bind(py).clone());
+    if let Some(PyException(exc)) = cause.payload::<PyException>() {
+        return Ok(exc.bind(py).clone());
     }
     if let Some(e) = cause.as_context_error() {
         return error_object(py, e);
