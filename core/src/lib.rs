@@ -37,6 +37,7 @@ mod raw;
 pub mod stats;
 mod timer;
 mod value;
+mod wake_fd;
 
 pub use callback::{after_func, AfterFunc, Registration};
 pub use cancel::{CancelCauseFunc, CancelFunc, CancelGuard};
@@ -46,6 +47,7 @@ pub use context::{
 };
 pub use error::{Cause, Error, Message};
 pub use value::Key;
+pub use wake_fd::WakeFd;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -2,10 +2,9 @@
 //! descriptor for event loops, and Go's `AfterFunc`.
 
 use std::ffi::{c_int, c_void};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
-use polyctx::Registration;
+use polyctx::{Registration, WakeFd};
 
 use crate::handle::{self, ctx_after_func_t, ctx_fd_t, ctx_t};
 use crate::status::{arg, boundary, ctx_status_t, put};
@@ -14,7 +13,7 @@ use crate::status::{arg, boundary, ctx_status_t, put};
 /// the descriptor, so that a callback running while `ctx_fd_close` runs
 /// writes to this descriptor and never to a reused number.
 pub(crate) struct DoneFd {
-    fd: Arc<OwnedFd>,
+    fd: Arc<WakeFd>,
     registration: Registration,
 }
 
@@ -40,27 +39,18 @@ pub(crate) struct DoneFd {
 pub extern "C" fn ctx_done_fd(ctx: *const ctx_t, out: *mut *mut ctx_fd_t) -> ctx_status_t {
     boundary(|| {
         let (ctx, out) = (arg!(ctx), arg!(out));
-        // SAFETY: plain system call; the flags are valid.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if raw < 0 {
+        // The OS error stays in errno for the caller.
+        let Ok(fd) = WakeFd::new() else {
             return ctx_status_t::CTX_ESYS;
-        }
-        // SAFETY: `raw` is a descriptor just made, owned by nobody else.
-        let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        };
+        let fd = Arc::new(fd);
         let theirs = fd.clone();
         // SAFETY: the caller owns `ctx`.
         let ctx = unsafe { handle::ctx_borrow(ctx) };
-        let registration = ctx.on_done(move || signal(&theirs));
+        let registration = ctx.on_done(move || theirs.signal());
         put(out, handle::box_into_raw(DoneFd { fd, registration }));
         ctx_status_t::CTX_OK
     })
-}
-
-fn signal(fd: &OwnedFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64 to a descriptor kept open by `fd`.
-    // One write to a fresh eventfd cannot fail or block.
-    unsafe { libc::write(fd.as_raw_fd(), std::ptr::from_ref(&one).cast(), 8) };
 }
 
 /// The descriptor number of a `ctx_fd_t`, or -1 if `fd` is NULL. The number
@@ -70,7 +60,7 @@ pub extern "C" fn ctx_fd_get(fd: *const ctx_fd_t) -> c_int {
     boundary(|| {
         let fd = arg!(fd);
         // SAFETY: the caller owns `fd`.
-        unsafe { handle::box_borrow(fd) }.fd.as_raw_fd()
+        unsafe { handle::box_borrow(fd) }.fd.raw_fd()
     })
 }
 

@@ -1,6 +1,6 @@
 //! Waking an asyncio event loop when contexts are done.
 //!
-//! One `Waker` per event loop: an eventfd (a pipe off Linux) that the loop
+//! One `Waker` per event loop: a `polyctx::WakeFd` that the loop
 //! watches with `add_reader`, and a queue of integer ids. A context's on-done
 //! callback runs on whichever thread cancels it (any thread, C code, or the
 //! core's timer thread); it only pushes its id and, if the queue was empty,
@@ -15,7 +15,7 @@ use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use polyctx::Registration;
+use polyctx::{Registration, WakeFd};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 
@@ -24,8 +24,7 @@ use crate::context::Context;
 use crate::scope::Scope;
 
 struct Shared {
-    read_fd: c_int,
-    write_fd: c_int,
+    fd: WakeFd,
     queue: Mutex<Vec<u64>>,
     /// When the fd was last written (clock ns), for the latency benchmark.
     signaled_at: AtomicU64,
@@ -33,10 +32,8 @@ struct Shared {
 
 impl Shared {
     fn new() -> PyResult<Shared> {
-        let (read_fd, write_fd) = open_fds()?;
         Ok(Shared {
-            read_fd,
-            write_fd,
+            fd: WakeFd::new().map_err(|e| PyOSError::new_err(e.to_string()))?,
             queue: Mutex::new(Vec::new()),
             signaled_at: AtomicU64::new(0),
         })
@@ -57,61 +54,9 @@ impl Shared {
         // taking the queue, so it never misses one.
         if was_empty {
             self.signaled_at.store(polyctx::clock::now_ns(), Ordering::Relaxed);
-            signal(self.write_fd);
+            self.fd.signal();
         }
     }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // SAFETY: the fds are owned by this struct and closed exactly once.
-        unsafe {
-            libc::close(self.read_fd);
-            if self.write_fd != self.read_fd {
-                libc::close(self.write_fd);
-            }
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn open_fds() -> PyResult<(c_int, c_int)> {
-    // SAFETY: plain syscall.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(PyOSError::new_err(std::io::Error::last_os_error().to_string()));
-    }
-    Ok((fd, fd))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn open_fds() -> PyResult<(c_int, c_int)> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: `fds` has room for two descriptors.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(PyOSError::new_err(std::io::Error::last_os_error().to_string()));
-    }
-    for fd in fds {
-        // SAFETY: fds just opened.
-        unsafe {
-            libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
-    Ok((fds[0], fds[1]))
-}
-
-fn signal(fd: c_int) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a valid buffer. EAGAIN means the fd is
-    // already readable, which is all this is for.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-}
-
-fn clear(fd: c_int) {
-    let mut buf = [0u8; 64];
-    // SAFETY: reads into a valid buffer; the fd is non-blocking.
-    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } == buf.len() as isize {}
 }
 
 enum Kind {
@@ -217,7 +162,7 @@ impl Waker {
     /// The fd to watch with `loop.add_reader(fd, waker.drain)`.
     #[getter]
     fn fd(&self) -> c_int {
-        self.shared.read_fd
+        self.shared.fd.raw_fd()
     }
 
     /// A future of `loop` resolved when `ctx` is done.
@@ -268,7 +213,7 @@ impl Waker {
 
     /// Resolves what the contexts done since the last drain are waited on by.
     fn drain(&self, py: Python<'_>) -> PyResult<()> {
-        clear(self.shared.read_fd);
+        self.shared.fd.clear();
         let ids = std::mem::take(&mut *self.shared.queue());
         let mut first_error = None;
         for id in ids {
