@@ -7,7 +7,7 @@
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 use crate::callback::Slot;
@@ -188,8 +188,12 @@ fn mark_done(node: &Node, mut g: Locked<'_>, error: Error, walk: &mut Walk) {
     if wake {
         c.wake_waiters();
     }
-    if c.own_deadline && c.timer_slot.load(Ordering::Relaxed) != NOT_QUEUED {
-        timer::remove(node);
+    if c.own_deadline {
+        // Pairs with the fence in `timer::insert` (see there).
+        fence(Ordering::SeqCst);
+        if c.timer_slot.load(Ordering::Relaxed) != NOT_QUEUED {
+            timer::remove(node);
+        }
     }
 }
 

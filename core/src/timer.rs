@@ -20,7 +20,7 @@
 
 use std::cell::RefCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
@@ -79,9 +79,12 @@ pub(crate) fn insert(node: &Node, at: u64) {
     });
     let last = heap.entries.len() - 1;
     heap.sift_up(last);
-    // A concurrent cancel may have run between the node's creation and this
-    // insert, and found nothing to remove: its state store precedes its
-    // timer-lock section, so under this lock the store is visible.
+    // A concurrent cancel (a parent's walk) may mark the node done at any
+    // moment and then look at `timer_slot` without this lock. Store
+    // buffering could let each side miss the other's store; the SeqCst
+    // fences here and in `cancel::mark_done` forbid that, so either the
+    // walk sees the slot and removes the entry, or this load sees the state.
+    fence(Ordering::SeqCst);
     if node.state() != LIVE {
         heap.remove(node);
         return;
