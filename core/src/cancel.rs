@@ -297,3 +297,79 @@ impl std::fmt::Debug for CancelCauseFunc {
             .finish()
     }
 }
+
+/// Either kind of cancel function, for bindings that keep one per context
+/// whatever made it: their own handle tables and the C ABI's `ctx_cancel_t`.
+#[derive(Clone, Debug)]
+pub enum AnyCancelFunc {
+    /// From `with_cancel`, `with_deadline` or `with_timeout`: takes no cause.
+    Plain(CancelFunc),
+    /// From `with_cancel_cause`: may record a cause.
+    Cause(CancelCauseFunc),
+}
+
+impl AnyCancelFunc {
+    /// Cancels without a cause.
+    pub fn cancel(&self) {
+        match self {
+            AnyCancelFunc::Plain(f) => f.cancel(),
+            AnyCancelFunc::Cause(f) => f.cancel(None),
+        }
+    }
+
+    /// Cancels with `cause` if this kind records causes; a plain cancel
+    /// function refuses (and does not cancel), as Go's types would.
+    pub fn cancel_with_cause(&self, cause: Option<Cause>) -> Result<(), CauseNotAccepted> {
+        match self {
+            AnyCancelFunc::Plain(_) => Err(CauseNotAccepted),
+            AnyCancelFunc::Cause(f) => {
+                f.cancel(cause);
+                Ok(())
+            }
+        }
+    }
+
+    /// True for the kind that records causes.
+    pub fn takes_cause(&self) -> bool {
+        matches!(self, AnyCancelFunc::Cause(_))
+    }
+
+    fn node(&self) -> &NodeRef {
+        match self {
+            AnyCancelFunc::Plain(f) => &f.node,
+            AnyCancelFunc::Cause(f) => &f.node,
+        }
+    }
+
+    /// The context this function cancels.
+    pub fn context(&self) -> crate::Context {
+        crate::Context {
+            node: self.node().clone(),
+        }
+    }
+}
+
+impl From<CancelFunc> for AnyCancelFunc {
+    fn from(f: CancelFunc) -> Self {
+        AnyCancelFunc::Plain(f)
+    }
+}
+
+impl From<CancelCauseFunc> for AnyCancelFunc {
+    fn from(f: CancelCauseFunc) -> Self {
+        AnyCancelFunc::Cause(f)
+    }
+}
+
+/// A cause given to a cancel function that does not record causes (one
+/// from `with_cancel`, `with_deadline` or `with_timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CauseNotAccepted;
+
+impl std::fmt::Display for CauseNotAccepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("this cancel function takes no cause; derive with with_cancel_cause to record one")
+    }
+}
+
+impl std::error::Error for CauseNotAccepted {}

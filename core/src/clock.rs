@@ -36,6 +36,62 @@ pub(crate) fn add(at: u64, d: Duration) -> u64 {
     at.saturating_add(ns).min(MAX_DEADLINE_NS)
 }
 
+/// `now + timeout_ns` for a signed timeout, saturating into
+/// `0..=MAX_DEADLINE_NS`. A negative timeout gives a deadline already past,
+/// as Go's `WithTimeout` does: every binding converts through here, so a
+/// negative timeout means the same thing in every language.
+pub fn deadline_in(now: u64, timeout_ns: i64) -> u64 {
+    let magnitude = timeout_ns.unsigned_abs();
+    if timeout_ns >= 0 {
+        now.saturating_add(magnitude).min(MAX_DEADLINE_NS)
+    } else {
+        now.saturating_sub(magnitude)
+    }
+}
+
+/// A deadline given as signed nanoseconds on this clock (C's `int64_t`):
+/// negative ones are long past, later ones saturate at [`MAX_DEADLINE_NS`].
+pub fn from_signed(deadline_ns: i64) -> u64 {
+    u64::try_from(deadline_ns).unwrap_or(0).min(MAX_DEADLINE_NS)
+}
+
+/// Why a number given by a binding cannot be a duration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DurationError {
+    /// NaN.
+    NotANumber,
+    /// Infinite, or beyond what signed 64-bit nanoseconds hold (about 292 years).
+    OutOfRange,
+}
+
+impl std::fmt::Display for DurationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DurationError::NotANumber => "a duration cannot be NaN",
+            DurationError::OutOfRange => "a duration must be finite and within about 292 years (2**63 - 1 nanoseconds)",
+        })
+    }
+}
+
+impl std::error::Error for DurationError {}
+
+/// A duration given as a float count of a unit (Python's seconds: `1e9`;
+/// JavaScript's milliseconds: `1e6`) as signed nanoseconds, rounded to the
+/// nearest. The one rule for every binding: NaN and infinities are errors,
+/// so is anything beyond `i64` nanoseconds; negatives are kept (and mean
+/// "already past" to [`deadline_in`]).
+pub fn nanos_from_f64(value: f64, unit_ns: f64) -> Result<i64, DurationError> {
+    if value.is_nan() {
+        return Err(DurationError::NotANumber);
+    }
+    let ns = (value * unit_ns).round();
+    // `i64::MAX as f64` rounds up to 2**63, which is already out of range.
+    if !ns.is_finite() || ns >= i64::MAX as f64 || ns < i64::MIN as f64 {
+        return Err(DurationError::OutOfRange);
+    }
+    Ok(ns as i64)
+}
+
 struct Anchor {
     instant: Instant,
     ns: u64,
@@ -93,6 +149,32 @@ mod tests {
         let after = from_instant(Instant::now());
         // The anchor pair is read back to back, so allow a generous skew.
         assert!(ns + 1_000_000 >= before && ns <= after + 1_000_000);
+    }
+
+    #[test]
+    fn signed_timeouts_follow_go() {
+        assert_eq!(deadline_in(1_000, -400), 600, "negative: already past");
+        assert_eq!(deadline_in(1_000, i64::MIN), 0);
+        assert_eq!(deadline_in(1_000, i64::MAX), MAX_DEADLINE_NS);
+        assert_eq!(deadline_in(1_000, 0), 1_000);
+        assert_eq!(from_signed(-5), 0);
+        assert_eq!(from_signed(i64::MAX), MAX_DEADLINE_NS);
+    }
+
+    #[test]
+    fn float_durations_have_one_rule() {
+        assert_eq!(nanos_from_f64(1.5, 1e9), Ok(1_500_000_000));
+        assert_eq!(nanos_from_f64(-0.25, 1e3), Ok(-250));
+        assert_eq!(nanos_from_f64(f64::NAN, 1e9), Err(DurationError::NotANumber));
+        assert_eq!(nanos_from_f64(f64::INFINITY, 1e6), Err(DurationError::OutOfRange));
+        assert_eq!(nanos_from_f64(f64::NEG_INFINITY, 1e6), Err(DurationError::OutOfRange));
+        assert_eq!(nanos_from_f64(1e300, 1e9), Err(DurationError::OutOfRange));
+        assert_eq!(
+            nanos_from_f64(9.3e9, 1e9),
+            Err(DurationError::OutOfRange),
+            "past 2**63 ns"
+        );
+        assert!(nanos_from_f64(9.2e9, 1e6).is_ok(), "9.2e9 ms is about 106 days");
     }
 
     #[test]

@@ -266,6 +266,22 @@ pub fn with_timeout_cause(parent: &Context, timeout: Duration, cause: Cause) -> 
     timeout_child(parent, timeout, Some(cause))
 }
 
+/// [`with_timeout`] for a signed timeout in nanoseconds, with an optional
+/// cause: the form bindings call, so that every language treats a timeout
+/// alike. Zero or negative gives a context already done with
+/// [`Error::DeadlineExceeded`], as in Go; large ones saturate (see
+/// [`clock::deadline_in`]).
+pub fn with_timeout_ns(parent: &Context, timeout_ns: i64, cause: Option<Cause>) -> (Context, CancelFunc) {
+    let now = clock::now_ns();
+    deadline_child(parent, clock::deadline_in(now, timeout_ns), now, cause)
+}
+
+/// [`with_deadline`] for a deadline in [`clock`] nanoseconds, with an
+/// optional cause. Deadlines beyond [`clock::MAX_DEADLINE_NS`] saturate there.
+pub fn with_deadline_ns(parent: &Context, deadline_ns: u64, cause: Option<Cause>) -> (Context, CancelFunc) {
+    deadline_child(parent, deadline_ns.min(clock::MAX_DEADLINE_NS), clock::now_ns(), cause)
+}
+
 fn timeout_child(parent: &Context, timeout: Duration, cause: Option<Cause>) -> (Context, CancelFunc) {
     // One clock read serves both the deadline and the "already past" check.
     let now = clock::now_ns();

@@ -40,10 +40,10 @@ mod value;
 mod wake_fd;
 
 pub use callback::{after_func, AfterFunc, Registration};
-pub use cancel::{CancelCauseFunc, CancelFunc, CancelGuard};
+pub use cancel::{AnyCancelFunc, CancelCauseFunc, CancelFunc, CancelGuard, CauseNotAccepted};
 pub use context::{
-    cause, with_cancel, with_cancel_cause, with_deadline, with_deadline_cause, with_timeout, with_timeout_cause,
-    with_value, without_cancel, Context, Done,
+    cause, with_cancel, with_cancel_cause, with_deadline, with_deadline_cause, with_deadline_ns, with_timeout,
+    with_timeout_cause, with_timeout_ns, with_value, without_cancel, Context, Done,
 };
 pub use error::{Cause, Error, Message};
 pub use value::Key;

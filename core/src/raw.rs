@@ -8,7 +8,7 @@ use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use crate::node::{Node, NodeRef};
-use crate::{CancelCauseFunc, CancelFunc, Context};
+use crate::{AnyCancelFunc, CancelCauseFunc, CancelFunc, Context};
 
 fn into_raw(node: NodeRef) -> *const c_void {
     let node = ManuallyDrop::new(node);
@@ -78,6 +78,52 @@ impl CancelCauseFunc {
     }
 }
 
+/// Set in the pointer of an [`AnyCancelFunc::Cause`]: node pointers are at
+/// least 8-aligned, so the low bit is free.
+const CAUSE_TAG: usize = 1;
+
+impl AnyCancelFunc {
+    /// Gives up this handle as one pointer owning one reference, with its
+    /// kind in the low bit (so a C `ctx_cancel_t *` needs no allocation).
+    pub fn into_raw(self) -> *const c_void {
+        let (node, tag) = match self {
+            AnyCancelFunc::Plain(f) => (f.node, 0),
+            AnyCancelFunc::Cause(f) => (f.node, CAUSE_TAG),
+        };
+        let ptr = into_raw(node);
+        debug_assert_eq!(ptr.addr() & CAUSE_TAG, 0, "nodes are aligned");
+        ptr.map_addr(|a| a | tag)
+    }
+
+    /// Takes back a handle from [`AnyCancelFunc::into_raw`].
+    ///
+    /// # Safety
+    /// `ptr` must come from `AnyCancelFunc::into_raw` and not have been taken
+    /// back already: this consumes the reference it owns.
+    pub unsafe fn from_raw(ptr: *const c_void) -> AnyCancelFunc {
+        let untagged = ptr.map_addr(|a| a & !CAUSE_TAG);
+        // SAFETY: the untagged pointer is what `into_raw` made of a node
+        // reference, and the caller hands over its count.
+        let node = unsafe { from_raw(untagged) };
+        if ptr.addr() & CAUSE_TAG != 0 {
+            AnyCancelFunc::Cause(CancelCauseFunc { node })
+        } else {
+            AnyCancelFunc::Plain(CancelFunc { node })
+        }
+    }
+
+    /// The handle behind `ptr` for the length of a call, leaving `ptr`'s
+    /// reference in place.
+    ///
+    /// # Safety
+    /// `ptr` must come from `AnyCancelFunc::into_raw` and still own its
+    /// reference for as long as the result is used.
+    pub unsafe fn borrow_raw(ptr: *const c_void) -> ManuallyDrop<AnyCancelFunc> {
+        // SAFETY: as the caller promises; `ManuallyDrop` leaves the count alone.
+        ManuallyDrop::new(unsafe { AnyCancelFunc::from_raw(ptr) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +146,27 @@ mod tests {
         let bg = Context::background().into_raw();
         // SAFETY: as above; statics ignore counts.
         assert!(unsafe { Context::from_raw(bg) }.same(&Context::background()));
+    }
+
+    #[test]
+    fn any_cancel_func_keeps_its_kind_through_a_pointer() {
+        let (ctx, f) = with_cancel(&Context::background());
+        let raw = AnyCancelFunc::from(f).into_raw();
+        // SAFETY: from into_raw; borrowed, then taken back once.
+        let borrowed = unsafe { AnyCancelFunc::borrow_raw(raw) };
+        assert!(!borrowed.takes_cause());
+        assert!(borrowed.cancel_with_cause(Some(Cause::msg("no"))).is_err());
+        assert!(!ctx.is_done(), "a refused cause does not cancel");
+        // SAFETY: as above.
+        unsafe { AnyCancelFunc::from_raw(raw) }.cancel();
+        assert!(ctx.is_done());
+
+        let (ctx, f) = with_cancel_cause(&Context::background());
+        let raw = AnyCancelFunc::from(f).into_raw();
+        // SAFETY: as above.
+        let f = unsafe { AnyCancelFunc::from_raw(raw) };
+        assert!(f.takes_cause() && f.context().same(&ctx));
+        f.cancel_with_cause(Some(Cause::msg("why"))).unwrap();
+        assert_eq!(crate::cause(&ctx).unwrap().to_string(), "why");
     }
 }

@@ -5,17 +5,13 @@
 //! every deadline in the process.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use polyctx::{
-    after_func, cause, stats, with_cancel, with_cancel_cause, with_deadline, with_timeout, with_value, without_cancel,
-    Cause, Context, Key,
-};
+use polyctx::{stats, with_cancel, with_timeout, Context};
 
 const HOUR: Duration = Duration::from_secs(3600);
-const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Scales counts down under Miri, which runs this file too.
 fn scaled(native: usize, miri: usize) -> usize {
