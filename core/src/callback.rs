@@ -1,38 +1,124 @@
-//! Running code when a context is done: the low-level on-done callbacks that
-//! bindings use to hop onto their event loops, and Go's `AfterFunc` on top.
+//! Running code when a context is done. One mechanism serves four uses:
+//! on-done callbacks (run on the cancelling thread; bindings use them to hop
+//! onto their event loops), Go's `AfterFunc` (run on the after-func pool),
+//! async waiters (`Done` wakes a task) and blocked threads (unparked).
+//!
+//! Each registration is a [`Slot`] listed on its context's signal node
+//! until the node is done (the walk takes the list) or it is stopped. The
+//! slot's action is taken exactly once, by an atomic swap: whoever wins
+//! (the walk, or `stop`) decides its fate, with no lock, so a slot can never
+//! be left locked by a thread that a `fork()` did not copy.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::cell::UnsafeCell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Waker;
+use std::thread::Thread;
 
-use crate::node::{Node, NodeRef, LIVE};
-use crate::Context;
+use crate::node::NodeRef;
+use crate::{pool, tree, Context};
 
-type Callback = Box<dyn FnOnce() + Send>;
+pub(crate) type Callback = Box<dyn FnOnce() + Send>;
 
-/// One registered callback. Listed in its node's callback list while pending;
-/// whoever takes `f` first (the cancel walk, or `stop`) decides its fate.
+/// What a slot does when its context is done.
+pub(crate) enum Action {
+    /// Run on the thread that cancels ([`Context::on_done`]).
+    Call(Callback),
+    /// Run on the after-func pool ([`after_func`]).
+    Spawn(Callback),
+    /// Wake a task waiting on [`Context::done`].
+    Wake(Waker),
+    /// Unpark a thread blocked in a wait.
+    Unpark(Thread),
+}
+
+/// One registration.
 pub(crate) struct Slot {
-    f: Mutex<Option<Callback>>,
-    /// Position in the node's callback list; guarded by the node's lock and
-    /// meaningful only while the node is live (a done node's list was taken).
-    index: AtomicUsize,
-    /// The node whose cancellation runs `f`. A pending callback keeps it
-    /// alive, so that an ancestor's cancellation still reaches it after every
-    /// other handle is dropped.
+    taken: AtomicBool,
+    /// Read or written only by the thread that set `taken`, or by `Drop`.
+    action: UnsafeCell<Option<Action>>,
+    /// Position in the signal node's callback list; guarded by that node's
+    /// lock and meaningful only while the node is live.
+    pub(crate) index: AtomicUsize,
+    /// The signal node whose cancellation runs the action. A pending slot
+    /// keeps it alive, so that an ancestor's cancellation still reaches it
+    /// after every other handle is dropped.
     node: Option<NodeRef>,
 }
 
-impl Slot {
-    fn f(&self) -> MutexGuard<'_, Option<Callback>> {
-        // Held only to move `f` in or out, never while it runs.
-        self.f.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+// SAFETY: `action` is `Send`, and it is touched only by the one thread that
+// won the swap of `taken` (or by `Drop`, which has exclusive access), so
+// sharing a `Slot` never shares the action.
+unsafe impl Sync for Slot {}
 
-    pub(crate) fn run(&self) {
-        let f = self.f().take();
-        if let Some(f) = f {
-            f();
+impl Slot {
+    /// The action, to the first caller only.
+    pub(crate) fn take(&self) -> Option<Action> {
+        if self.taken.swap(true, Ordering::AcqRel) {
+            return None;
         }
+        // SAFETY: only the thread whose swap found `false` gets here, once.
+        unsafe { (*self.action.get()).take() }
+    }
+}
+
+/// Registers `action` on `signal` (a context's signal node, or `None` for a
+/// context that is never done). If the node is already done, the action runs
+/// at once, on this thread (or the pool, for `Spawn`).
+pub(crate) fn register(signal: Option<NodeRef>, action: Action) -> Registration {
+    let slot = Arc::new(Slot {
+        taken: AtomicBool::new(false),
+        action: UnsafeCell::new(Some(action)),
+        index: AtomicUsize::new(0),
+        node: signal,
+    });
+    // Never done: the slot is kept only so that `stop` reports, as Go's
+    // does, that it kept the function from running.
+    if let Some(node) = &slot.node {
+        if !tree::list(node, &slot) {
+            run_all(vec![slot.clone()]);
+        }
+    }
+    Registration { slot }
+}
+
+/// Runs the actions of slots taken from a done node, with no lock held:
+/// wakes and unparks first, then hands after-funcs to the pool in one batch,
+/// then runs on-done callbacks in order. A panicking callback does not stop
+/// the others; the first panic is resumed once all have run.
+pub(crate) fn run_all(slots: Vec<Arc<Slot>>) {
+    if slots.is_empty() {
+        return;
+    }
+    let mut calls = Vec::new();
+    let mut spawns = Vec::new();
+    let mut panic = None;
+    for slot in &slots {
+        match slot.take() {
+            Some(Action::Call(f)) => calls.push(f),
+            Some(Action::Spawn(f)) => spawns.push(f),
+            Some(Action::Wake(w)) => {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| w.wake())) {
+                    panic.get_or_insert(payload);
+                }
+            }
+            Some(Action::Unpark(t)) => t.unpark(),
+            None => {} // stopped first
+        }
+    }
+    if !spawns.is_empty() {
+        pool::submit(spawns);
+    }
+    for f in calls {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+            panic.get_or_insert(payload);
+        }
+    }
+    // Slots may hold the last count on their nodes: freed here, unlocked.
+    drop(slots);
+    if let Some(payload) = panic {
+        resume_unwind(payload);
     }
 }
 
@@ -46,111 +132,51 @@ impl Registration {
     /// Unregisters the callback. Returns true if this kept it from running;
     /// false if it has already been started, or was already stopped.
     pub fn stop(&self) -> bool {
-        let f = self.slot.f().take();
+        let Some(action) = self.slot.take() else {
+            return false;
+        };
         if let Some(node) = &self.slot.node {
-            unlist(node, &self.slot);
+            tree::unlist(node, &self.slot);
         }
         // The callback's captures are dropped here, with no lock held.
-        f.is_some()
+        drop(action);
+        true
     }
 }
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registration")
-            .field("pending", &self.slot.f().is_some())
+            .field("pending", &!self.slot.taken.load(Ordering::Relaxed))
             .finish()
     }
 }
 
-fn unlist(node: &Node, slot: &Arc<Slot>) {
-    let c = node.cancel_part();
-    let mut g = c.lock();
-    if c.state.load(Ordering::Relaxed) != LIVE {
-        return; // the cancel walk took the whole list
-    }
-    let Some(list) = g.guarded().callbacks.as_mut() else {
-        return;
-    };
-    let i = slot.index.load(Ordering::Relaxed);
-    if list.get(i).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-        list.swap_remove(i);
-        if let Some(moved) = list.get(i) {
-            moved.index.store(i, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Registers `f` to run once when `ctx` is done. See [`Context::on_done`].
-pub(crate) fn register(ctx: &Context, f: Callback) -> Registration {
-    let Some(signal) = ctx.signal_ref() else {
-        // Never done: keep `f` only so that `stop` reports, as Go's does,
-        // that it kept `f` from running.
-        return Registration {
-            slot: Arc::new(Slot {
-                f: Mutex::new(Some(f)),
-                index: AtomicUsize::new(0),
-                node: None,
-            }),
-        };
-    };
-    let slot = Arc::new(Slot {
-        f: Mutex::new(Some(f)),
-        index: AtomicUsize::new(0),
-        node: Some(signal.clone()),
-    });
-    let c = signal.cancel_part();
-    let mut g = c.lock();
-    if c.state.load(Ordering::Relaxed) == LIVE {
-        let list = g.guarded().callbacks.get_or_insert_with(Default::default);
-        slot.index.store(list.len(), Ordering::Relaxed);
-        list.push(slot.clone());
-        return Registration { slot };
-    }
-    drop(g);
-    slot.run();
-    Registration { slot }
-}
-
-/// The handle returned by [`after_func`](crate::after_func).
+/// The handle returned by [`after_func`].
 #[derive(Debug)]
 pub struct AfterFunc(Registration);
 
 impl AfterFunc {
     /// Stops the association of the context with `f` (Go's `stop`). Returns
     /// true if this kept `f` from being started; false if `f` has already been
-    /// started on its own thread, or was already stopped. Does not wait for a
-    /// running `f` to finish.
+    /// started, or was already stopped. Does not wait for a running `f` to
+    /// finish.
     pub fn stop(&self) -> bool {
         self.0.stop()
     }
 }
 
-/// Arranges to call `f` on its own thread after `ctx` is done; if it already
-/// is, `f` starts at once (Go's `AfterFunc`). Each call is independent.
+/// Arranges to call `f` after `ctx` is done; if it already is, `f` starts
+/// at once (Go's `AfterFunc`). Each call is independent.
+///
+/// `f` runs on polyctx's after-func pool, never on the thread that cancels
+/// (unless no thread can be started at all): like a goroutine, a function
+/// that blocks does not hold up the others for long, because the pool adds a
+/// thread when all of its threads have made no progress for a millisecond.
+/// Idle threads exit after a few seconds.
 ///
 /// A pending `after_func` keeps `ctx` alive until it is done or the function
 /// is stopped.
 pub fn after_func<F: FnOnce() + Send + 'static>(ctx: &Context, f: F) -> AfterFunc {
-    AfterFunc(register(ctx, Box::new(move || spawn(f))))
-}
-
-fn spawn<F: FnOnce() + Send + 'static>(f: F) {
-    // If no thread can be started, run `f` here rather than lose it.
-    let cell = Arc::new(Mutex::new(Some(f)));
-    let theirs = cell.clone();
-    let started = std::thread::Builder::new()
-        .name("polyctx-after-func".into())
-        .spawn(move || {
-            let f = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(f) = f {
-                f();
-            }
-        });
-    if started.is_err() {
-        let f = cell.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(f) = f {
-            f();
-        }
-    }
+    AfterFunc(register(ctx.node.signal_ref(), Action::Spawn(Box::new(f))))
 }

@@ -2,22 +2,18 @@
 //! that derive new contexts.
 
 use std::any::Any;
-use std::future::Future;
-use std::pin::Pin;
-use std::ptr::NonNull;
 use std::sync::Arc;
-use std::task::{ready, Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use event_listener::{EventListener, Listener};
-
-use crate::callback::{self, Registration};
-use crate::cancel::{self, CancelCauseFunc, CancelFunc, Reason};
+use crate::callback::{self, Action, Registration};
+use crate::cancel::{CancelCauseFunc, CancelFunc};
 use crate::clock::{self, NEVER};
 use crate::error::{Cause, Error};
 use crate::node::{error_of, Kind, Node, NodeRef, ValueNode, LIVE};
 use crate::timer;
+use crate::tree::{self, Reason};
 use crate::value::Key;
+use crate::wait::{self, Done};
 
 /// A request's cancellation signal, deadline and values: Go's `context.Context`.
 ///
@@ -93,10 +89,7 @@ impl Context {
     /// A future that completes when the context is done (never, for a
     /// context that cannot be canceled). Works on any executor.
     pub fn done(&self) -> Done {
-        Done {
-            signal: self.node.signal_ref(),
-            listener: None,
-        }
+        Done::new(self)
     }
 
     /// Blocks the thread until the context is done. Blocks forever on a
@@ -116,31 +109,7 @@ impl Context {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let Some(signal) = self.node.signal() else {
-            match deadline {
-                Some(d) => std::thread::sleep(d.saturating_duration_since(Instant::now())),
-                None => loop {
-                    std::thread::park();
-                },
-            }
-            return false;
-        };
-        let c = signal.cancel_part();
-        timer::ensure_running();
-        loop {
-            if self.is_done() {
-                return true;
-            }
-            let Some(listener) = c.listen() else { return true };
-            match deadline {
-                Some(d) => {
-                    if listener.wait_deadline(d).is_none() {
-                        return self.is_done();
-                    }
-                }
-                None => listener.wait(),
-            }
-        }
+        wait::block(self, deadline)
     }
 
     /// Registers `f` to run once when the context is done: the building block
@@ -153,16 +122,12 @@ impl Context {
     /// be quick. On a context that is never done it never runs. A pending
     /// callback keeps the context alive until it runs or is stopped.
     pub fn on_done<F: FnOnce() + Send + 'static>(&self, f: F) -> Registration {
-        callback::register(self, Box::new(f))
+        callback::register(self.node.signal_ref(), Action::Call(Box::new(f)))
     }
 
     /// True when both handles are the same context.
     pub fn same(&self, other: &Context) -> bool {
         self.node.ptr_eq(&other.node)
-    }
-
-    pub(crate) fn signal_ref(&self) -> Option<NodeRef> {
-        self.node.signal_ref()
     }
 }
 
@@ -176,51 +141,6 @@ fn far_future() -> Instant {
     clock::to_instant(clock::MAX_DEADLINE_NS)
 }
 
-/// The future returned by [`Context::done`].
-#[must_use = "futures do nothing unless polled"]
-pub struct Done {
-    signal: Option<NodeRef>,
-    listener: Option<EventListener>,
-}
-
-impl Future for Done {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let Some(signal) = &this.signal else {
-            return Poll::Pending;
-        };
-        let c = signal.cancel_part();
-        loop {
-            if c.state.load(std::sync::atomic::Ordering::Acquire) != LIVE {
-                return Poll::Ready(());
-            }
-            match &mut this.listener {
-                None => {
-                    timer::ensure_running();
-                    match c.listen() {
-                        Some(listener) => this.listener = Some(listener),
-                        None => return Poll::Ready(()),
-                    }
-                }
-                Some(listener) => {
-                    ready!(Pin::new(listener).poll(cx));
-                    this.listener = None;
-                }
-            }
-        }
-    }
-}
-
-impl std::fmt::Debug for Done {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Done")
-            .field("listening", &self.listener.is_some())
-            .finish()
-    }
-}
-
 fn inherited_deadline(parent: &Context) -> u64 {
     parent.node.signal().map_or(NEVER, |s| s.cancel_part().deadline)
 }
@@ -228,14 +148,14 @@ fn inherited_deadline(parent: &Context) -> u64 {
 /// A child of `parent` that is canceled when the returned [`CancelFunc`] is
 /// called or when `parent` is done, whichever happens first (Go's `WithCancel`).
 pub fn with_cancel(parent: &Context) -> (Context, CancelFunc) {
-    let node = cancel::new_node(&parent.node, inherited_deadline(parent), false, None);
+    let node = tree::new_node(&parent.node, inherited_deadline(parent), false, None);
     (Context { node: node.clone() }, CancelFunc { node })
 }
 
 /// Like [`with_cancel`], but the cancel function records a cause, which
 /// [`cause`] reports (Go's `WithCancelCause`).
 pub fn with_cancel_cause(parent: &Context) -> (Context, CancelCauseFunc) {
-    let node = cancel::new_node(&parent.node, inherited_deadline(parent), false, None);
+    let node = tree::new_node(&parent.node, inherited_deadline(parent), false, None);
     (Context { node: node.clone() }, CancelCauseFunc { node })
 }
 
@@ -292,9 +212,9 @@ fn deadline_child(parent: &Context, at: u64, now: u64, cause: Option<Cause>) -> 
     if inherited_deadline(parent) < at {
         return with_cancel(parent);
     }
-    let node = cancel::new_node(&parent.node, at, true, cause);
+    let node = tree::new_node(&parent.node, at, true, cause);
     if at <= now {
-        cancel::cancel(&node, Reason::Deadline, true);
+        tree::cancel(&node, Reason::Deadline, true);
     } else if node.state() == LIVE {
         timer::insert(&node, at);
     }
@@ -307,9 +227,8 @@ fn deadline_child(parent: &Context, at: u64, now: u64, cause: Option<Cause>) -> 
 /// Use values for request-scoped data that crosses API boundaries (trace ids,
 /// auth principals), not for optional parameters.
 pub fn with_value<T: Send + Sync + 'static>(parent: &Context, key: &Key<T>, value: T) -> Context {
-    let signal = parent.node.signal().map(NonNull::from);
     let kind = Kind::Value(ValueNode {
-        signal,
+        signal: parent.node.signal_ptr(),
         key: key.id().clone(),
         value: Box::new(value),
     });
@@ -333,5 +252,5 @@ pub fn without_cancel(parent: &Context) -> Context {
 pub fn cause(ctx: &Context) -> Option<Cause> {
     let c = ctx.node.signal()?.cancel_part();
     let err = error_of(c.state.load(std::sync::atomic::Ordering::Acquire))?;
-    Some(c.cause().unwrap_or_else(|| Cause::of(err)))
+    Some(tree::final_cause(c).unwrap_or_else(|| Cause::of(err)))
 }

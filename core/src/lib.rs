@@ -26,27 +26,43 @@
 //!   come in every form: [`Context::done`] (a `Future` for any executor),
 //!   [`Context::wait_timeout`] for threads, [`Context::on_done`] callbacks.
 
+// Module map. The tree of contexts: `node` (layout and reference counts) <-
+// `tree` (everything under a node lock: linking, the cancel walk, callback
+// lists, freeing; its invariants and lock order open the file) <- `context`
+// (the public API). Around it: `lock` (the striped node locks), `timer` (the
+// one deadline thread; calls only `tree::cancel`), `callback` (on-done
+// callbacks, after-funcs and waiters, one slot type), `pool` (the threads
+// that run after-funcs), `wait` (blocking waits and the `Done` future),
+// `fork` (what a forked child inherits). Plus `cancel` (the cancel
+// handles), `value`, `error`, `display`, `clock`, `raw` (pointers for
+// bindings), `wake_fd` and `stats`.
 mod callback;
 mod cancel;
 pub mod clock;
 mod context;
 mod display;
 mod error;
+mod fork;
+mod lock;
 mod node;
+mod pool;
 mod raw;
 pub mod stats;
 mod timer;
+mod tree;
 mod value;
+mod wait;
 mod wake_fd;
 
 pub use callback::{after_func, AfterFunc, Registration};
 pub use cancel::{AnyCancelFunc, CancelCauseFunc, CancelFunc, CancelGuard, CauseNotAccepted};
 pub use context::{
     cause, with_cancel, with_cancel_cause, with_deadline, with_deadline_cause, with_deadline_ns, with_timeout,
-    with_timeout_cause, with_timeout_ns, with_value, without_cancel, Context, Done,
+    with_timeout_cause, with_timeout_ns, with_value, without_cancel, Context,
 };
 pub use error::{Cause, Error, Message};
 pub use value::Key;
+pub use wait::Done;
 pub use wake_fd::WakeFd;
 
 #[cfg(doctest)]

@@ -1,39 +1,31 @@
-//! The context tree's nodes, their reference counts and their locks.
+//! The context tree's nodes: their layout, and the counted pointer that
+//! owns them. What a node lock guards, and every change to it, is in `tree`.
 //!
 //! Every context is a [`Node`] reached through a counted pointer, [`NodeRef`].
-//! A child holds a counted reference to its parent; a cancelable parent holds
-//! only raw pointers to its cancelable children, in an intrusive list, so a
-//! forgotten child never stays alive because of its parent.
+//! A child holds a counted reference to its parent; a cancelable parent
+//! holds only raw pointers to its cancelable children (an intrusive list),
+//! so a forgotten child never stays alive because of its parent.
 //!
-//! # Invariants
+//! # Invariants (counting and pointers)
 //! 1. A node is freed only after its count reaches zero *and* its last owner
-//!    has removed every raw pointer another structure holds to it (its parent's
-//!    child list, the timer heap), each under that structure's lock.
+//!    has removed every raw pointer another structure holds to it (its
+//!    parent's child list, the timer heap), each under that structure's lock
+//!    (`tree::unhook`).
 //! 2. So a raw pointer found under one of those locks is valid, and may be
 //!    upgraded with [`NodeRef::try_retain`], which refuses a count of zero: a
 //!    node whose count reached zero is never resurrected.
-//! 3. A cancelable node's `state` leaves `LIVE` exactly once, under its lock,
-//!    after `cause` is written. `state` is the only thing a reader loads to see
-//!    that it is done, and the error is derived from it, so done and err never
-//!    disagree.
-//! 4. A cancelable node's child list and callbacks are guarded by its lock; a
-//!    child's links within that list are guarded by its *parent's* lock.
-//! 5. Lock order: no code holds two node locks at once, nor a node lock and
-//!    the timer lock; user code (callbacks, wakers, value and cause
-//!    destructors) runs with no lock held.
-//! 6. Background and TODO are immortal statics: their count is never touched.
-//! 7. A done node is in no list and no timer entry: whoever makes it done
-//!    (its own cancel, which also detaches it, or its parent's walk, which
-//!    takes the whole list) holds a count until it has unhooked it, and a
-//!    child of a done parent is never linked.
+//! 3. Every raw pointer that may become an owner again (child lists, timer
+//!    entries, a value node's signal, [`NodeRef::signal_ref`]) is copied from
+//!    an owning `NodeRef`, never made from a `&Node`: freeing through a
+//!    pointer derived from a shared reference is undefined behaviour under
+//!    Rust's aliasing rules (Miri checks this).
+//! 4. Background and TODO are immortal statics: their count is never touched.
 
 use std::cell::UnsafeCell;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use event_listener::{Event, EventListener};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::callback::Slot;
 use crate::error::{Cause, Error};
@@ -62,8 +54,8 @@ pub(crate) fn error_of(state: u8) -> Option<Error> {
 }
 
 pub(crate) struct Node {
-    refs: AtomicUsize,
-    parent: Option<NodeRef>,
+    pub(crate) refs: AtomicUsize,
+    pub(crate) parent: Option<NodeRef>,
     pub(crate) kind: Kind,
 }
 
@@ -83,43 +75,35 @@ pub(crate) struct ValueNode {
     pub(crate) value: Box<dyn Stored>,
 }
 
+/// A cancelable context (Go's `cancelCtx` and `timerCtx`). The fields in
+/// cells are guarded as `tree` states, and only `tree` touches them.
 pub(crate) struct CancelNode {
     pub(crate) state: AtomicU8,
     /// True for a context that arms its own timer (Go's `timerCtx`); false
     /// for one whose deadline, if any, is inherited.
     pub(crate) own_deadline: bool,
-    /// A futex-based std mutex: no global state, so it stays usable in a
-    /// forked child (parking_lot's parking table does not).
-    lock: Mutex<()>,
     /// Position in the timer heap, or `NOT_QUEUED`; written under the timer lock.
     pub(crate) timer_slot: AtomicU32,
     /// The effective deadline in `clock` nanoseconds (`clock::NEVER` if none).
     pub(crate) deadline: u64,
-    /// Guarded by `lock`.
-    guarded: UnsafeCell<Guarded>,
-    /// Guarded by the lock of the parent's signal node (invariant 4).
-    links: UnsafeCell<Links>,
-    /// Written under `lock` before `state` leaves `LIVE`, never after. While
-    /// live, a node with its own deadline keeps the deadline's cause here.
-    cause: UnsafeCell<Option<Cause>>,
-    /// Wakes blocked and async waiters. Private: `event_listener` allocates
-    /// on first use, notify included, so only `listen` and `wake_waiters`
-    /// touch it.
-    event: Event,
-    /// Whether anyone ever listened; read and written under `lock`.
-    listened: AtomicBool,
+    pub(crate) guarded: UnsafeCell<Guarded>,
+    pub(crate) links: UnsafeCell<Links>,
+    pub(crate) cause: UnsafeCell<Option<Cause>>,
 }
 
+/// What a cancelable node's own lock guards.
 #[derive(Default)]
 pub(crate) struct Guarded {
     /// Head of the intrusive list of live cancelable children.
     pub(crate) children: Option<NonNull<Node>>,
-    /// Pending on-done callbacks; boxed because most contexts never have
+    /// Pending callbacks and waiters; boxed because most contexts never have
     /// one, and a box is one word where a `Vec` is three.
     #[allow(clippy::box_collection)]
     pub(crate) callbacks: Option<Box<Vec<Arc<Slot>>>>,
 }
 
+/// A cancelable node's place in its parent's child list; guarded by the
+/// parent's lock.
 #[derive(Default)]
 pub(crate) struct Links {
     pub(crate) prev: Option<NonNull<Node>>,
@@ -128,14 +112,14 @@ pub(crate) struct Links {
 
 // SAFETY: every field of `Node` shared between threads is either immutable
 // after construction, atomic, or an `UnsafeCell` accessed only under the lock
-// that invariant 4 names (or, for `cause`, written once before a Release store
-// of `state` and read only after an Acquire load shows it). Values and causes
-// are `Send + Sync`; raw pointers follow invariants 1 and 2.
+// that `tree` names for it (or, for `cause`, written once before a Release
+// store of `state` and read only after an Acquire load shows it). Values and
+// causes are `Send + Sync`; raw pointers follow invariants 1 to 3.
 unsafe impl Send for Node {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Node {}
 
-// No lock is ever held across user code (invariant 5), so a panic cannot
+// No lock is ever held across user code (see `tree`), so a panic cannot
 // leave a node half-updated: contexts stay usable after one.
 impl std::panic::RefUnwindSafe for Node {}
 impl std::panic::UnwindSafe for Node {}
@@ -149,7 +133,7 @@ impl Node {
         }
     }
 
-    fn is_static(&self) -> bool {
+    pub(crate) fn is_static(&self) -> bool {
         matches!(self.kind, Kind::Background | Kind::Todo)
     }
 
@@ -193,101 +177,22 @@ impl CancelNode {
         CancelNode {
             state: AtomicU8::new(LIVE),
             own_deadline,
-            lock: Mutex::new(()),
             timer_slot: AtomicU32::new(NOT_QUEUED),
             deadline,
             guarded: UnsafeCell::new(Guarded::default()),
             links: UnsafeCell::new(Links::default()),
             cause: UnsafeCell::new(deadline_cause),
-            event: Event::new(),
-            listened: AtomicBool::new(false),
         }
     }
 
-    pub(crate) fn lock(&self) -> Locked<'_> {
-        // No user code runs under this lock (invariant 5), so a poisoned lock
-        // can only follow a polyctx bug that already panicked; carry on.
-        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        Locked {
-            node: self,
-            _guard: guard,
-        }
-    }
-
-    /// A listener that `wake_waiters` will notify, or `None` if the node is
-    /// already done. Registered under the lock, so it cannot miss the
-    /// cancellation that `wake_waiters` follows.
-    pub(crate) fn listen(&self) -> Option<EventListener> {
-        let _g = self.lock();
-        if self.state.load(Ordering::Relaxed) != LIVE {
-            return None;
-        }
-        self.listened.store(true, Ordering::Relaxed);
-        Some(self.event.listen())
-    }
-
-    pub(crate) fn wake_waiters(&self) {
-        self.event.notify(usize::MAX);
-    }
-
-    /// The cause recorded when this node became done; `None` while live or
-    /// when it was canceled without one.
-    pub(crate) fn cause(&self) -> Option<Cause> {
-        if self.state.load(Ordering::Acquire) == LIVE {
-            return None;
-        }
-        // SAFETY: `cause` is never written after `state` left LIVE, and the
-        // Acquire load above orders this read after that write (invariant 3).
-        unsafe { (*self.cause.get()).clone() }
+    #[inline]
+    pub(crate) fn is_live(&self) -> bool {
+        self.state.load(Ordering::Acquire) == LIVE
     }
 }
 
-/// Proof that a cancelable node's lock is held; unlocks on drop.
-pub(crate) struct Locked<'a> {
-    node: &'a CancelNode,
-    _guard: MutexGuard<'a, ()>,
-}
-
-impl Locked<'_> {
-    pub(crate) fn guarded(&mut self) -> &mut Guarded {
-        // SAFETY: the lock is held for as long as `self` lives (invariant 4),
-        // and `&mut self` makes this the only borrow through the guard.
-        unsafe { &mut *self.node.guarded.get() }
-    }
-
-    /// The list links of `child`, a cancelable child of the locked node.
-    ///
-    /// # Safety
-    /// `child` must be a cancelable node whose parent's signal is the locked
-    /// node, and no other reference to its links may be live.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn links_of<'n>(&self, child: &'n Node) -> &'n mut Links {
-        &mut *child.cancel_part().links.get()
-    }
-
-    /// Replaces the cause, returning the old one so that it is dropped after
-    /// the lock is released.
-    pub(crate) fn set_cause(&mut self, cause: Option<Cause>) -> Option<Cause> {
-        debug_assert_eq!(self.node.state.load(Ordering::Relaxed), LIVE);
-        // SAFETY: the lock is held and the node is live, so no reader looks
-        // at `cause` yet (invariant 3) and no other writer exists.
-        unsafe { std::mem::replace(&mut *self.node.cause.get(), cause) }
-    }
-
-    /// Whether `wake_waiters` has anything to wake once the lock is released.
-    pub(crate) fn has_listeners(&self) -> bool {
-        self.node.listened.load(Ordering::Relaxed)
-    }
-
-    /// The cause as it stands: the final cause once done, the deadline's
-    /// cause (or none) while live.
-    pub(crate) fn cause(&self) -> Option<Cause> {
-        // SAFETY: the lock is held, and `cause` is only written under it.
-        unsafe { (*self.node.cause.get()).clone() }
-    }
-}
-
-/// A counted reference to a node.
+/// A counted reference to a node. Its `Drop` is in `tree`, which unhooks a
+/// node whose count reaches zero before freeing it.
 pub(crate) struct NodeRef(NonNull<Node>);
 
 // SAFETY: `Node` is `Send + Sync`, and the count is atomic.
@@ -302,11 +207,14 @@ impl NodeRef {
             parent,
             kind,
         });
-        NodeRef(NonNull::from(Box::leak(node)))
+        // SAFETY: `Box::into_raw` never returns null.
+        NodeRef(unsafe { NonNull::new_unchecked(Box::into_raw(node)) })
     }
 
     pub(crate) fn from_static(node: &'static Node) -> NodeRef {
         debug_assert!(node.is_static());
+        // Never freed and never written through (its count is never
+        // touched), so a pointer from a shared reference is enough.
         NodeRef(NonNull::from(node))
     }
 
@@ -315,9 +223,11 @@ impl NodeRef {
     ///
     /// # Safety
     /// The caller must hold the lock of the structure that holds `ptr`, so
-    /// that the node is not freed during the call (invariant 2).
+    /// that the node is not freed during the call (invariant 2), and `ptr`
+    /// must have been copied from a `NodeRef` (invariant 3).
     pub(crate) unsafe fn try_retain(ptr: NonNull<Node>) -> Option<NodeRef> {
-        let refs = &ptr.as_ref().refs;
+        // SAFETY: as the caller promises, the node is alive.
+        let refs = unsafe { &ptr.as_ref().refs };
         let mut n = refs.load(Ordering::Relaxed);
         loop {
             if n == 0 {
@@ -330,6 +240,7 @@ impl NodeRef {
         }
     }
 
+    /// The pointer this reference owns, with the provenance to free it.
     pub(crate) fn as_ptr(&self) -> NonNull<Node> {
         self.0
     }
@@ -342,15 +253,29 @@ impl NodeRef {
         NodeRef(ptr)
     }
 
+    /// Gives up this reference without dropping its count.
+    pub(crate) fn into_ptr(self) -> NonNull<Node> {
+        std::mem::ManuallyDrop::new(self).0
+    }
+
+    /// The pointer to this node's signal (see [`Node::signal`]), carrying the
+    /// provenance of an owning reference (invariant 3).
+    pub(crate) fn signal_ptr(&self) -> Option<NonNull<Node>> {
+        match &self.kind {
+            Kind::Cancel(_) => Some(self.0),
+            Kind::Value(v) => v.signal,
+            _ => None,
+        }
+    }
+
     /// A counted reference to this node's signal (see [`Node::signal`]).
     pub(crate) fn signal_ref(&self) -> Option<NodeRef> {
-        let signal = self.signal()?;
-        if !signal.is_static() {
-            // `signal` is this node or an ancestor of it, and every node holds
-            // a count on its parent, so its count is at least one already.
-            signal.refs.fetch_add(1, Ordering::Relaxed);
-        }
-        Some(NodeRef(NonNull::from(signal)))
+        let ptr = self.signal_ptr()?;
+        // SAFETY: the signal is this node or an ancestor of it, kept alive by
+        // `self`; and every node holds a count on its parent, so its count is
+        // at least one already and this increment cannot resurrect it.
+        unsafe { ptr.as_ref() }.refs.fetch_add(1, Ordering::Relaxed);
+        Some(NodeRef(ptr))
     }
 
     pub(crate) fn ptr_eq(&self, other: &NodeRef) -> bool {
@@ -384,50 +309,6 @@ impl Clone for NodeRef {
     }
 }
 
-impl Drop for NodeRef {
-    #[inline]
-    fn drop(&mut self) {
-        release(self.0);
-    }
-}
-
-/// Drops one count on `ptr`, freeing the node and then, iteratively, any
-/// ancestors it held the last count on: dropping a million-deep chain must
-/// not recurse.
-fn release(mut ptr: NonNull<Node>) {
-    loop {
-        // SAFETY: the caller owned one count on `ptr`, so it is alive.
-        let node = unsafe { ptr.as_ref() };
-        if node.is_static() || node.refs.fetch_sub(1, Ordering::Release) != 1 {
-            return;
-        }
-        // Pairs with the Release decrements of other owners, so their last
-        // uses happen before the free.
-        fence(Ordering::Acquire);
-        if let Kind::Cancel(_) = node.kind {
-            crate::cancel::unhook(node);
-        }
-        // SAFETY: the count is zero and `unhook` removed every raw pointer to
-        // the node (invariant 1), so this is the only access left; the node
-        // was allocated by `Box` in `NodeRef::new`.
-        let mut owned = unsafe { Box::from_raw(ptr.as_ptr()) };
-        if let Kind::Cancel(c) = &mut owned.kind {
-            let g = c.guarded.get_mut();
-            debug_assert!(g.children.is_none(), "children hold their parent alive");
-            debug_assert!(g.callbacks.as_ref().is_none_or(|cb| cb.is_empty()));
-        }
-        let parent = owned.parent.take();
-        drop(owned);
-        match parent {
-            Some(p) => {
-                ptr = p.0;
-                std::mem::forget(p);
-            }
-            None => return,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,6 +323,6 @@ mod tests {
             std::mem::size_of::<CancelNode>(),
             std::mem::size_of::<ValueNode>()
         );
-        assert!(std::mem::size_of::<Node>() <= 96);
+        assert!(std::mem::size_of::<Node>() <= 80);
     }
 }

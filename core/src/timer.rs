@@ -8,32 +8,28 @@
 //! due with the lock released.
 //!
 //! Lock order: the timer lock is never held together with a node lock (see
-//! `node`); the thread pins due nodes with `try_retain` under the timer lock,
+//! `tree`); the thread pins due nodes with `try_retain` under the timer lock,
 //! which node invariant 2 allows, then releases it before cancelling.
 //!
-//! Fork: a child process inherits the heap but not the thread. `pthread_atfork`
-//! handlers hold the lock across `fork()` so the child never sees it held by a
-//! thread that does not exist there, and the child starts a new thread on its
-//! next timer operation or wait (`ensure_running`). The lock and condition
-//! variable are std's futex-based ones, which keep no process-wide tables that
-//! a fork could leave inconsistent.
+//! Fork: the `fork` module holds this lock across `fork()`; a child inherits
+//! the heap but not the thread, and starts a new one on its next polyctx call
+//! that needs it.
 
-use std::cell::RefCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::cancel::{cancel, Reason};
 use crate::clock;
 use crate::node::{Node, NodeRef, LIVE, NOT_QUEUED};
+use crate::tree::{cancel, Reason};
 
 struct Timer {
     heap: Mutex<Heap>,
     wake: Condvar,
 }
 
-struct Heap {
+pub(crate) struct Heap {
     entries: Vec<Entry>,
     thread_running: bool,
     /// When the thread will next wake by itself (`clock::NEVER` while it
@@ -46,6 +42,7 @@ struct Heap {
 #[derive(Clone, Copy)]
 struct Entry {
     at: u64,
+    /// Copied from an owning `NodeRef` (node invariant 3).
     node: NonNull<Node>,
 }
 
@@ -62,12 +59,9 @@ static TIMER: Timer = Timer {
     wake: Condvar::new(),
 };
 
-/// Set in a forked child, whose heap may hold deadlines but has no thread.
-static NEEDS_THREAD: AtomicBool = AtomicBool::new(false);
-
 /// Arms `node`'s own deadline at `at` (clock nanoseconds).
-pub(crate) fn insert(node: &Node, at: u64) {
-    install_fork_handlers();
+pub(crate) fn insert(node: &NodeRef, at: u64) {
+    crate::fork::check();
     let mut heap = lock();
     assert!(
         heap.entries.len() < NOT_QUEUED as usize,
@@ -75,15 +69,16 @@ pub(crate) fn insert(node: &Node, at: u64) {
     );
     heap.entries.push(Entry {
         at,
-        node: NonNull::from(node),
+        node: node.as_ptr(),
     });
     let last = heap.entries.len() - 1;
     heap.sift_up(last);
     // A concurrent cancel (a parent's walk) may mark the node done at any
     // moment and then look at `timer_slot` without this lock. Store
     // buffering could let each side miss the other's store; the SeqCst
-    // fences here and in `cancel::mark_done` forbid that, so either the
-    // walk sees the slot and removes the entry, or this load sees the state.
+    // fences here and in `tree::mark_done` forbid that (tree invariant 5),
+    // so either the walk sees the slot and removes the entry, or this load
+    // sees the state.
     fence(Ordering::SeqCst);
     if node.state() != LIVE {
         heap.remove(node);
@@ -106,28 +101,23 @@ pub(crate) fn len() -> usize {
     lock().entries.len()
 }
 
-/// Starts the timer thread in a forked child, whose inherited deadlines
-/// have none yet. One relaxed load when not forked.
-pub(crate) fn ensure_running() {
-    if NEEDS_THREAD.load(Ordering::Relaxed) {
-        restart_after_fork();
-    }
-}
-
-#[cold]
-fn restart_after_fork() {
-    let mut heap = lock_raw();
-    if NEEDS_THREAD.swap(false, Ordering::Relaxed) && !heap.entries.is_empty() {
+/// In a forked child, on its first polyctx call: start a thread for the
+/// deadlines it inherited.
+pub(crate) fn restart() {
+    let mut heap = lock();
+    if !heap.entries.is_empty() {
         start_thread(&mut heap);
     }
 }
 
-fn lock() -> MutexGuard<'static, Heap> {
-    ensure_running();
-    lock_raw()
+/// In a forked child, which has no timer thread: forget the parent's. The
+/// lock is held by the forking thread (see `fork`).
+pub(crate) fn forget_thread(heap: &mut Heap) {
+    heap.thread_running = false;
+    heap.sleeps_until = clock::NEVER;
 }
 
-fn lock_raw() -> MutexGuard<'static, Heap> {
+pub(crate) fn lock() -> MutexGuard<'static, Heap> {
     // Cancellations run with the lock released, so nothing can poison it but
     // a polyctx bug that already panicked; carry on.
     TIMER.heap.lock().unwrap_or_else(PoisonError::into_inner)
@@ -146,7 +136,7 @@ fn start_thread(heap: &mut Heap) {
 }
 
 fn run() {
-    let mut heap = lock_raw();
+    let mut heap = lock();
     let mut due = Vec::new();
     loop {
         let now = clock::now_ns();
@@ -158,7 +148,7 @@ fn run() {
         if !due.is_empty() {
             drop(heap);
             fire(&mut due);
-            heap = lock_raw();
+            heap = lock();
             continue;
         }
         heap.sleeps_until = heap.entries.first().map_or(clock::NEVER, |e| e.at);
@@ -180,7 +170,7 @@ fn fire(due: &mut Vec<NodeRef>) {
     }
 }
 
-fn slot_of(entry: &Entry) -> &std::sync::atomic::AtomicU32 {
+fn slot_of(entry: &Entry) -> &AtomicU32 {
     // SAFETY: heap entries point to live nodes while the timer lock is held
     // (node invariant 1), and every caller holds it.
     unsafe { &entry.node.as_ref().cancel_part().timer_slot }
@@ -256,38 +246,4 @@ impl Heap {
         }
         removed
     }
-}
-
-fn install_fork_handlers() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // SAFETY: the handlers are `extern "C"` functions that never unwind
-        // and live for the whole process.
-        let rc = unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
-        assert_eq!(rc, 0, "polyctx: pthread_atfork failed");
-    });
-}
-
-thread_local! {
-    /// The timer lock, held by the forking thread across `fork()`. The
-    /// handlers all run on that thread (in the child, on its copy).
-    static HELD_ACROSS_FORK: RefCell<Option<MutexGuard<'static, Heap>>> = const { RefCell::new(None) };
-}
-
-extern "C" fn before_fork() {
-    let guard = lock_raw();
-    HELD_ACROSS_FORK.with(|held| *held.borrow_mut() = Some(guard));
-}
-
-extern "C" fn after_fork_parent() {
-    HELD_ACROSS_FORK.with(|held| drop(held.borrow_mut().take()));
-}
-
-extern "C" fn after_fork_child() {
-    HELD_ACROSS_FORK.with(|held| {
-        if let Some(mut heap) = held.borrow_mut().take() {
-            heap.thread_running = false;
-        }
-    });
-    NEEDS_THREAD.store(true, Ordering::Relaxed);
 }

@@ -1,0 +1,391 @@
+//! Everything done under a node lock: linking children, the cancel walk,
+//! listing callbacks and waiters, and unhooking a node so it can be freed.
+//! No other module changes what a node lock guards.
+//!
+//! # Invariants
+//! 1. A cancelable node's `state` leaves `LIVE` exactly once, under its
+//!    lock, after `cause` is written. `state` is the only thing a reader
+//!    loads to see that it is done, and the error is derived from it, so
+//!    done and err never disagree.
+//! 2. A cancelable node's `guarded` (child list, callbacks) is guarded by
+//!    its lock; a child's `links` by the lock of its parent's signal. While
+//!    live, `cause` is written only under the node's lock; never once done.
+//! 3. Lock order: no code holds two node locks at once, nor a node lock and
+//!    the timer or pool lock. Node locks are striped (`lock`), so this is
+//!    also what makes two nodes sharing a stripe safe. User code (callbacks,
+//!    wakers, value and cause destructors) runs with no lock held, and may
+//!    re-enter polyctx.
+//! 4. A done node is in no child list: whoever makes it done (its own
+//!    cancel, which also detaches it, or its parent's walk, which takes the
+//!    whole list) holds a count until it has unhooked it, and a child of a
+//!    done parent is never linked.
+//! 5. A done node is in no timer entry: the walk (`mark_done`) and
+//!    `timer::insert` each store, fence (SeqCst), then load what the other
+//!    stored, so at least one of them sees the other and removes the entry.
+//! 6. A done node's callback list is empty: the walk takes it in the same
+//!    critical section that publishes the state. Each slot's action is then
+//!    taken by exactly one of the walk and `Registration::stop` (`callback`).
+
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+
+use crate::callback::{self, Slot};
+use crate::error::{Cause, Error};
+use crate::lock::{self, StripeGuard};
+use crate::node::{state_of, CancelNode, Guarded, Kind, Links, Node, NodeRef, LIVE, NOT_QUEUED};
+use crate::{fork, timer};
+
+/// Proof that a cancelable node's lock is held; unlocks on drop.
+struct Locked<'a> {
+    node: &'a CancelNode,
+    _stripe: StripeGuard,
+}
+
+fn lock(node: &Node) -> Locked<'_> {
+    Locked {
+        node: node.cancel_part(),
+        _stripe: lock::lock(node),
+    }
+}
+
+impl Locked<'_> {
+    fn state(&self) -> u8 {
+        // Relaxed: `state` is only written under this lock.
+        self.node.state.load(Ordering::Relaxed)
+    }
+
+    fn guarded(&mut self) -> &mut Guarded {
+        // SAFETY: the lock is held for as long as `self` lives (invariant 2),
+        // and `&mut self` makes this the only borrow through the guard.
+        unsafe { &mut *self.node.guarded.get() }
+    }
+
+    /// The list links of `child`, a cancelable child of the locked node.
+    ///
+    /// # Safety
+    /// `child` must be a cancelable node whose parent's signal is the locked
+    /// node, and no other reference to its links may be live.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn links_of<'n>(&self, child: &'n Node) -> &'n mut Links {
+        // SAFETY: invariant 2, as the caller promises.
+        unsafe { &mut *child.cancel_part().links.get() }
+    }
+
+    /// Replaces the cause, returning the old one so that it is dropped after
+    /// the lock is released.
+    fn set_cause(&mut self, cause: Option<Cause>) -> Option<Cause> {
+        debug_assert_eq!(self.state(), LIVE);
+        // SAFETY: the lock is held and the node is live, so no reader looks
+        // at `cause` yet (invariant 1) and no other writer exists.
+        unsafe { std::mem::replace(&mut *self.node.cause.get(), cause) }
+    }
+
+    /// The cause as it stands: the final cause once done, the deadline's
+    /// cause (or none) while live.
+    fn cause(&self) -> Option<Cause> {
+        // SAFETY: the lock is held, and `cause` is only written under it.
+        unsafe { (*self.node.cause.get()).clone() }
+    }
+}
+
+/// The cause recorded when `c` became done; `None` while live or when it
+/// was canceled without one.
+pub(crate) fn final_cause(c: &CancelNode) -> Option<Cause> {
+    if c.is_live() {
+        return None;
+    }
+    // SAFETY: `cause` is never written after `state` left LIVE, and the
+    // Acquire load above orders this read after that write (invariant 1).
+    unsafe { (*c.cause.get()).clone() }
+}
+
+// Linking ------------------------------------------------------------------
+
+/// A new cancelable node under `parent`, already done if the parent is.
+pub(crate) fn new_node(parent: &NodeRef, deadline: u64, own_deadline: bool, deadline_cause: Option<Cause>) -> NodeRef {
+    fork::check();
+    let node = NodeRef::new(
+        Some(parent.clone()),
+        Kind::Cancel(CancelNode::new(deadline, own_deadline, deadline_cause)),
+    );
+    if let Some(signal) = parent.signal() {
+        attach(signal, &node);
+    }
+    node
+}
+
+/// Links `child` (not yet shared) under `parent`, or makes it done at once
+/// with the parent's error and cause if the parent is done (Go's
+/// `propagateCancel`).
+fn attach(parent: &Node, child: &NodeRef) {
+    let (state, inherited) = {
+        let mut g = lock(parent);
+        let state = g.state();
+        if state == LIVE {
+            // SAFETY: the parent's lock is held, `child` is in no list, and
+            // its pointer comes from its owning reference.
+            unsafe { push_child(&mut g, child.as_ptr()) };
+            return;
+        }
+        (state, g.cause())
+    };
+    // `child` is not shared yet, so publishing it as done needs only its own lock.
+    let mut g = lock(child);
+    let stale = g.set_cause(inherited);
+    g.node.state.store(state, Ordering::Release);
+    drop(g);
+    drop(stale);
+}
+
+/// # Safety
+/// `g` must be the lock of `child`'s parent signal, `child` unlinked, and
+/// `child` copied from an owning `NodeRef` (node invariant 3).
+unsafe fn push_child(g: &mut Locked<'_>, child: NonNull<Node>) {
+    let head = g.guarded().children;
+    // SAFETY: as the caller promises; `child` is alive (its owner is the caller).
+    let links = unsafe { g.links_of(child.as_ref()) };
+    links.prev = None;
+    links.next = head;
+    if let Some(h) = head {
+        // SAFETY: `h` is in the list guarded by the held lock.
+        unsafe { g.links_of(h.as_ref()) }.prev = Some(child);
+    }
+    g.guarded().children = Some(child);
+}
+
+/// Removes `child` from its parent's list if it is still there.
+///
+/// # Safety
+/// `g` must be the lock of `child`'s parent signal.
+unsafe fn unlink(g: &mut Locked<'_>, child: &Node) {
+    let me = NonNull::from(child);
+    // SAFETY: as the caller promises.
+    let links = unsafe { g.links_of(child) };
+    let (prev, next) = (links.prev.take(), links.next.take());
+    match prev {
+        // SAFETY: `p` is in the list guarded by the held lock.
+        Some(p) => unsafe { g.links_of(p.as_ref()) }.next = next,
+        // Without a predecessor, a linked child is the head; an unlinked one
+        // (taken by a cancel walk) is not, and there is nothing to do.
+        None if g.guarded().children == Some(me) => g.guarded().children = next,
+        None => return,
+    }
+    if let Some(n) = next {
+        // SAFETY: `n` is in the list guarded by the held lock.
+        unsafe { g.links_of(n.as_ref()) }.prev = prev;
+    }
+}
+
+fn detach_from_parent(node: &Node) {
+    if let Some(parent) = node.parent().and_then(|p| p.signal()) {
+        let mut g = lock(parent);
+        // SAFETY: `parent` is `node`'s parent signal and its lock is held.
+        unsafe { unlink(&mut g, node) };
+    }
+}
+
+// Freeing ------------------------------------------------------------------
+
+impl Drop for NodeRef {
+    #[inline]
+    fn drop(&mut self) {
+        release(self.as_ptr());
+    }
+}
+
+/// Drops one count on `ptr`, freeing the node and then, iteratively, any
+/// ancestors it held the last count on: dropping a million-deep chain must
+/// not recurse.
+fn release(mut ptr: NonNull<Node>) {
+    loop {
+        // SAFETY: the caller owned one count on `ptr`, so it is alive.
+        let node = unsafe { ptr.as_ref() };
+        if node.is_static() || node.refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Pairs with the Release decrements of other owners, so that their
+        // last uses happen before the free. A load rather than a fence, as
+        // std's `Arc` does under ThreadSanitizer, which cannot see fences.
+        node.refs.load(Ordering::Acquire);
+        if let Kind::Cancel(_) = node.kind {
+            unhook(node);
+        }
+        // SAFETY: the count is zero and `unhook` removed every raw pointer to
+        // the node (node invariant 1), so this is the only access left; `ptr`
+        // has the provenance of the `Box` made in `NodeRef::new` (node
+        // invariant 3).
+        let mut owned = unsafe { Box::from_raw(ptr.as_ptr()) };
+        if let Kind::Cancel(c) = &mut owned.kind {
+            let g = c.guarded.get_mut();
+            debug_assert!(g.children.is_none(), "children hold their parent alive");
+            debug_assert!(g.callbacks.as_ref().is_none_or(|cb| cb.is_empty()));
+        }
+        let parent = owned.parent.take();
+        // The value, the cause and their destructors go here, with no lock held.
+        drop(owned);
+        match parent {
+            Some(p) => ptr = p.into_ptr(),
+            None => return,
+        }
+    }
+}
+
+/// Detaches a cancelable node whose count reached zero from the structures
+/// that point at it, so that it can be freed (node invariant 1).
+fn unhook(node: &Node) {
+    let c = node.cancel_part();
+    // A done node is already unhooked (invariants 4 and 5): the most common
+    // drop, after `cancel`, takes no lock at all.
+    if !c.is_live() {
+        return;
+    }
+    if c.own_deadline && c.timer_slot.load(Ordering::Relaxed) != NOT_QUEUED {
+        timer::remove(node);
+    }
+    detach_from_parent(node);
+}
+
+// Cancelling ---------------------------------------------------------------
+
+/// Why a node is being canceled.
+pub(crate) enum Reason {
+    /// Its cancel function was called, with an optional cause.
+    Cancel(Option<Cause>),
+    /// Its own deadline passed; the cause is the one given at creation.
+    Deadline,
+}
+
+/// What one cancel walk collected to do after its locks are released.
+#[derive(Default)]
+struct Walk {
+    pending: Vec<NodeRef>,
+    callbacks: Vec<Arc<Slot>>,
+    stale_causes: Vec<Cause>,
+}
+
+/// Cancels `root` and every descendant, then runs their callbacks. Returns
+/// false if `root` was already done (cancel is idempotent; the first cause
+/// wins). The walk is iterative and holds one node lock at a time.
+pub(crate) fn cancel(root: &Node, reason: Reason, remove_from_parent: bool) -> bool {
+    let mut g = lock(root);
+    if g.state() != LIVE {
+        return false;
+    }
+    let mut walk = Walk::default();
+    let error = match reason {
+        Reason::Cancel(cause) => {
+            walk.stale_causes.extend(g.set_cause(cause));
+            Error::Canceled
+        }
+        // The deadline's cause is already in place.
+        Reason::Deadline => Error::DeadlineExceeded,
+    };
+    let cause = g.cause();
+    mark_done(root, g, error, &mut walk);
+
+    while let Some(node) = walk.pending.pop() {
+        let mut g = lock(&node);
+        if g.state() != LIVE {
+            continue; // canceled concurrently; that canceller owns its subtree
+        }
+        walk.stale_causes.extend(g.set_cause(cause.clone()));
+        mark_done(&node, g, error, &mut walk);
+    }
+
+    if remove_from_parent {
+        detach_from_parent(root);
+    }
+    callback::run_all(walk.callbacks);
+    true
+}
+
+/// Publishes `node` as done, takes its children and callbacks into `walk`,
+/// unlocks, then disarms its timer.
+fn mark_done(node: &Node, mut g: Locked<'_>, error: Error, walk: &mut Walk) {
+    let c = g.node;
+    c.state.store(state_of(error), Ordering::Release);
+    let mut next = g.guarded().children.take();
+    while let Some(child) = next {
+        // SAFETY: `child` was in this node's list, so it is a cancelable
+        // child whose parent signal is this node, and the lock is held.
+        let links = unsafe { g.links_of(child.as_ref()) };
+        next = links.next.take();
+        links.prev = None;
+        // SAFETY: the child was in the list guarded by the held lock.
+        if let Some(child) = unsafe { NodeRef::try_retain(child) } {
+            walk.pending.push(child);
+        }
+    }
+    if let Some(callbacks) = g.guarded().callbacks.take() {
+        walk.callbacks.extend(*callbacks);
+    }
+    drop(g);
+    if c.own_deadline {
+        // Invariant 5: pairs with the fence in `timer::insert`.
+        fence(Ordering::SeqCst);
+        if c.timer_slot.load(Ordering::Relaxed) != NOT_QUEUED {
+            timer::remove(node);
+        }
+    }
+}
+
+// Callbacks and waiters ----------------------------------------------------
+
+/// Lists `slot` among `signal`'s callbacks. False if `signal` is already
+/// done: then nothing will run the slot, and the caller must.
+pub(crate) fn list(signal: &Node, slot: &Arc<Slot>) -> bool {
+    let mut g = lock(signal);
+    if g.state() != LIVE {
+        return false;
+    }
+    let list = g.guarded().callbacks.get_or_insert_with(Default::default);
+    slot.index.store(list.len(), Ordering::Relaxed);
+    list.push(slot.clone());
+    true
+}
+
+/// Removes `slot` from `signal`'s callbacks if it is still listed there.
+pub(crate) fn unlist(signal: &Node, slot: &Arc<Slot>) {
+    let removed = {
+        let mut g = lock(signal);
+        if g.state() != LIVE {
+            return; // the walk took the whole list (invariant 6)
+        }
+        let Some(list) = g.guarded().callbacks.as_mut() else {
+            return;
+        };
+        let i = slot.index.load(Ordering::Relaxed);
+        if !list.get(i).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            return;
+        }
+        let removed = list.swap_remove(i);
+        if let Some(moved) = list.get(i) {
+            moved.index.store(i, Ordering::Relaxed);
+        }
+        removed
+    };
+    // Dropped with no lock held: it may hold the last count on a node.
+    drop(removed);
+}
+
+// Introspection ------------------------------------------------------------
+
+/// How many live cancelable children are linked under `signal`.
+pub(crate) fn child_count(signal: &Node) -> usize {
+    let mut g = lock(signal);
+    let mut count = 0;
+    let mut next = g.guarded().children;
+    while let Some(child) = next {
+        count += 1;
+        // SAFETY: `child` is in the list guarded by the held lock.
+        next = unsafe { g.links_of(child.as_ref()) }.next;
+    }
+    count
+}
+
+/// How many callbacks and waiters are listed on `signal`.
+pub(crate) fn callback_count(signal: &Node) -> usize {
+    let mut g = lock(signal);
+    g.guarded().callbacks.as_ref().map_or(0, |list| list.len())
+}
