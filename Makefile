@@ -14,7 +14,8 @@ BUILD := $(ROOT)/build
 
 # Filled in by the fragments.
 LINT_TARGETS := lint-rust
-TEST_TARGETS := test-rust test-conformance-go test-conformance-rust
+TEST_TARGETS := test-rust test-miri test-conformance-go test-conformance-rust
+STRESS_TARGETS := stress-rust stress-miri
 DEMO_TARGETS := demo-rust
 BENCH_BUILD_TARGETS :=
 
@@ -23,12 +24,13 @@ BENCH_BUILD_TARGETS :=
 -include node/node.mk
 -include bench/bench.mk
 
-.PHONY: help demo test lint bench bench-run clean $(LINT_TARGETS) $(TEST_TARGETS) $(DEMO_TARGETS) $(BENCH_BUILD_TARGETS)
+.PHONY: miri-setup help demo test lint bench bench-run stress clean $(LINT_TARGETS) $(TEST_TARGETS) $(DEMO_TARGETS) $(BENCH_BUILD_TARGETS) $(STRESS_TARGETS)
 
 help:
 	@echo "make demo   build and run the fan-out demo in every language"
 	@echo "make test   build everything and run every test suite"
 	@echo "make bench  release builds and side-by-side benchmarks (writes bench/results.md)"
+	@echo "make stress the long runs: Miri with many seeds and Tree Borrows, stress tests in release"
 	@echo "            BENCH_ARGS=--quick for a short run"
 
 # Quietly: the demos' own output is the point; builds still show errors.
@@ -37,6 +39,10 @@ demo:
 
 test: lint $(TEST_TARGETS)
 	@echo "make test: all suites passed ($(TEST_TARGETS))"
+
+# The long runs: what `make test` runs briefly, run for longer.
+stress: $(STRESS_TARGETS)
+	@echo "make stress: all passed ($(STRESS_TARGETS))"
 
 lint: $(LINT_TARGETS)
 
@@ -55,6 +61,31 @@ lint-rust:
 
 test-rust:
 	$(CARGO) test --locked -p polyctx
+
+# Miri checks the core's unsafe code for undefined behaviour (Stacked
+# Borrows aliasing, data races, weak-memory outcomes) on the unit tests and
+# the small concurrency tests, with several scheduling seeds. The timer and
+# after-func threads outlive the tests by design, hence -Zmiri-ignore-leaks.
+MIRI_TARGET := $(ROOT)/target/miri
+MIRI := CARGO_TARGET_DIR=$(MIRI_TARGET) $(CARGO) +nightly miri
+miri-setup:
+	rustup component add --toolchain nightly miri rust-src
+	$(MIRI) setup
+
+test-miri: miri-setup
+	MIRIFLAGS="-Zmiri-ignore-leaks -Zmiri-many-seeds=0..4" \
+	  $(MIRI) test --locked -q -p polyctx --lib --test concurrency --test after_func
+
+# Longer: every core test file, more seeds, and Tree Borrows as well.
+stress-miri: miri-setup
+	MIRIFLAGS="-Zmiri-ignore-leaks -Zmiri-many-seeds=0..32" \
+	  $(MIRI) test --locked -q -p polyctx --lib --test concurrency --test after_func
+	MIRIFLAGS="-Zmiri-ignore-leaks -Zmiri-tree-borrows -Zmiri-many-seeds=0..8" \
+	  $(MIRI) test --locked -q -p polyctx --lib --test concurrency --test after_func --test done_future --test go_context
+
+# The concurrency tests natively, in release, many times over.
+stress-rust:
+	POLYCTX_STRESS=1 $(CARGO) test --locked --release -q -p polyctx --test concurrency --test fork
 
 demo-rust:
 	$(CARGO) run --locked -q -p polyctx --example fanout

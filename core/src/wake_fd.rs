@@ -95,6 +95,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri has no poll()")]
     fn signal_makes_readable_and_clear_resets() {
         let fd = WakeFd::new().unwrap();
         assert!(!readable(&fd));

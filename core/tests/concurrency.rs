@@ -17,13 +17,20 @@ use polyctx::{
 const HOUR: Duration = Duration::from_secs(3600);
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Scales counts down under Miri, which runs this file too.
+/// Scales counts down under Miri, which runs this file too, and up tenfold
+/// under `make stress` (POLYCTX_STRESS=1).
 fn scaled(native: usize, miri: usize) -> usize {
     if cfg!(miri) {
         miri
+    } else if stress() {
+        native * 10
     } else {
         native
     }
+}
+
+fn stress() -> bool {
+    std::env::var_os("POLYCTX_STRESS").is_some()
 }
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -54,7 +61,7 @@ impl SpinBarrier {
 fn deriving_a_deadline_child_while_the_parent_is_canceled_leaves_no_timer_entry() {
     let _serial = serial();
     let rounds = scaled(1_000_000, 40);
-    let time_limit = Duration::from_secs(4);
+    let time_limit = Duration::from_secs(if stress() { 60 } else { 4 });
     let barrier = Arc::new(SpinBarrier {
         arrived: AtomicUsize::new(0),
     });
@@ -248,8 +255,12 @@ fn sixteen_threads_of_every_operation_leave_nothing_behind() {
     }
 }
 
-/// Threads of this process, from the kernel's count.
+/// Threads of this process, from the kernel's count (0 under Miri, which
+/// isolates the program from the file system).
 fn os_threads() -> usize {
+    if cfg!(miri) {
+        return 0;
+    }
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
     line["Threads:".len()..].trim().parse().unwrap()
@@ -270,15 +281,18 @@ fn ten_thousand_after_funcs_run_once_each_on_a_few_threads() {
         })
         .collect();
     assert_eq!(stats::pending_callbacks(&ctx), n);
-    let threads_before = os_threads();
+    let (threads_before, pool_before) = (os_threads(), stats::after_func_threads());
     cancel.cancel();
     ledger.expect_each_once();
     assert!(stops.iter().all(|s| !s.stop()), "every function had started");
+    // Generous: a loaded machine can stall a worker for a few milliseconds,
+    // and each stall adds a thread. One thread per function would be 10,000.
+    // Not under Miri, whose clock makes every function look slow.
     let grown = os_threads().saturating_sub(threads_before);
+    let pool_grown = stats::after_func_threads().saturating_sub(pool_before);
     assert!(
-        stats::after_func_threads() <= 8 && grown <= 8,
-        "quick functions need few threads: pool {}, process grew by {grown}",
-        stats::after_func_threads()
+        cfg!(miri) || pool_grown <= 32 && grown <= 32,
+        "quick functions need few threads: pool grew by {pool_grown}, process by {grown}"
     );
 }
 

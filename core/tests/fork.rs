@@ -43,7 +43,11 @@ fn child_work(shared: &Context) -> i32 {
 
 #[test]
 fn forking_while_other_threads_derive_and_cancel_leaves_a_usable_child() {
-    let forks = 200;
+    let forks = if std::env::var_os("POLYCTX_STRESS").is_some() {
+        2_000
+    } else {
+        200
+    };
     let (shared, cancel_shared) = with_cancel_cause(&Context::background());
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicUsize::new(0));
