@@ -323,6 +323,7 @@ fn a_blocked_after_func_does_not_hold_up_the_others() {
         let ledger = ledger.clone();
         drop(after_func(&ctx, move || ledger.record(id)));
     }
+    let pool_before = stats::after_func_threads();
     cancel.cancel();
     ledger.expect_each_once(); // while the blocked ones still block
     assert_eq!(
@@ -330,10 +331,12 @@ fn a_blocked_after_func_does_not_hold_up_the_others() {
         blocked,
         "every blocking function started"
     );
+    // Generous, as above; and not under Miri, whose clock makes every
+    // function look stuck.
+    let grown = stats::after_func_threads().saturating_sub(pool_before);
     assert!(
-        stats::after_func_threads() <= blocked + 6,
-        "pool grew to {} threads for {blocked} blocked functions",
-        stats::after_func_threads()
+        cfg!(miri) || grown <= blocked + 16,
+        "the pool grew by {grown} threads for {blocked} blocked functions"
     );
     let (lock, cv) = &*release;
     *lock.lock().unwrap() = true;
