@@ -32,6 +32,7 @@ pub mod clock;
 mod context;
 mod display;
 mod error;
+pub mod foreign;
 mod node;
 mod raw;
 pub mod stats;
@@ -46,6 +47,7 @@ pub use context::{
     with_timeout_cause, with_timeout_ns, with_value, without_cancel, Context, Done,
 };
 pub use error::{Cause, Error, Message};
+pub use foreign::{ForeignBytes, ForeignPtr, ForeignValue};
 pub use value::Key;
 pub use wake_fd::WakeFd;
 
