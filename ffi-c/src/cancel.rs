@@ -60,8 +60,7 @@ pub extern "C" fn ctx_cancel_retain(cancel: *mut ctx_cancel_t) -> *mut ctx_cance
     boundary(|| {
         let cancel = arg!(cancel);
         // SAFETY: the caller owns `cancel`.
-        let again = polyctx::AnyCancelFunc::clone(&*unsafe { handle::cancel_borrow(cancel) });
-        handle::cancel_into_raw(again)
+        handle::cancel_into_raw(unsafe { handle::cancel_borrow(cancel) }.retain())
     })
 }
 

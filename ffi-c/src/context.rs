@@ -53,8 +53,7 @@ pub extern "C" fn ctx_retain(ctx: *mut ctx_t) -> *mut ctx_t {
     boundary(|| {
         let ctx = arg!(ctx);
         // SAFETY: the caller owns `ctx` (header contract).
-        let ctx = unsafe { handle::ctx_borrow(ctx) };
-        handle::ctx_into_raw(Context::clone(&ctx))
+        handle::ctx_into_raw(unsafe { handle::ctx_borrow(ctx) }.retain())
     })
 }
 

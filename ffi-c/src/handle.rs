@@ -107,6 +107,13 @@ pub struct ctx_after_func_t {
 /// side still owns the reference, so this one is never dropped.
 pub struct Borrowed<T>(ManuallyDrop<T>);
 
+impl<T: Clone> Borrowed<T> {
+    /// A reference of one's own to the same object, as `ctx_retain` makes.
+    pub fn retain(&self) -> T {
+        T::clone(&self.0)
+    }
+}
+
 impl<T> Deref for Borrowed<T> {
     type Target = T;
     fn deref(&self) -> &T {
@@ -122,7 +129,7 @@ pub fn ctx_into_raw(ctx: Context) -> *mut ctx_t {
 }
 
 /// The context behind a live `ctx_t *`, leaving its reference in place;
-/// `Context::clone` of it is a reference of one's own.
+/// [`Borrowed::retain`] gives a reference of one's own.
 ///
 /// # Safety
 /// `p` must be a `ctx_t *` that the caller still owns (not yet released),
@@ -151,7 +158,7 @@ pub fn cancel_into_raw(cancel: AnyCancelFunc) -> *mut ctx_cancel_t {
 }
 
 /// The cancel function behind a live `ctx_cancel_t *`, leaving its
-/// reference in place; `AnyCancelFunc::clone` of it is one of one's own.
+/// reference in place; [`Borrowed::retain`] gives one of one's own.
 ///
 /// # Safety
 /// `p` must be a `ctx_cancel_t *` that the caller still owns, and must stay
