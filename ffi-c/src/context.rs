@@ -357,7 +357,7 @@ pub extern "C" fn ctx_wait_until(ctx: *const ctx_t, deadline_ns: i64) -> ctx_sta
         // SAFETY: the caller owns `ctx`.
         let ctx = unsafe { handle::ctx_borrow(ctx) };
         let deadline = clock::to_instant(clock::from_signed(deadline_ns));
-        if ctx.is_done() || ctx.wait_deadline(deadline) {
+        if ctx.wait_deadline(deadline) {
             ctx_status_t::CTX_OK
         } else {
             ctx_status_t::CTX_ETIMEDOUT

@@ -21,8 +21,8 @@ use ctx::handle::{self, ctx_cancel_t, ctx_key_t, ctx_t};
 use polyctx::{AnyCancelFunc, ForeignPtr, ForeignValue, Key};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::IntoPyObjectExt;
 use pyo3::types::PyBytes;
+use pyo3::IntoPyObjectExt;
 
 /// The finalizer of a Python value: runs on whatever thread frees the
 /// context (maybe the core's timer thread, or C code's), so it never takes
