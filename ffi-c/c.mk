@@ -2,6 +2,8 @@
 # Included by the top-level Makefile. Everything is built under $(BUILD)/c:
 #   prefix/     a debug `make install` that the tests, example and runner use
 #   asan/       the C tests built with AddressSanitizer + UBSan
+#   pipe/       libctx built with the core's pipe-wake feature (its own cargo
+#               target directory), and the C tests linked against it
 # `make install PREFIX=...` installs a release build.
 
 LINT_TARGETS += lint-c
@@ -9,7 +11,7 @@ TEST_TARGETS += test-c test-conformance-c
 DEMO_TARGETS += demo-c
 BENCH_BUILD_TARGETS += bench-build-c
 
-.PHONY: install header-c c-stage test-c-unit test-c-valgrind test-c-asan test-c-install
+.PHONY: install header-c c-stage test-c-unit test-c-valgrind test-c-asan test-c-install test-c-pipe
 
 PREFIX ?= /usr/local
 C_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' $(ROOT)/Cargo.toml | head -1)
@@ -63,7 +65,7 @@ c-stage:
 	$(CARGO) build --locked -q -p polyctx-ffi-c
 	$(call c_install,$(ROOT)/target/debug,$(C_STAGE),$(C_STAGE))
 
-test-c: test-c-unit test-c-valgrind test-c-asan test-c-install
+test-c: test-c-unit test-c-valgrind test-c-asan test-c-install test-c-pipe
 
 test-c-unit: c-stage
 	$(CARGO) test --locked -q -p polyctx-ffi-c
@@ -82,6 +84,18 @@ test-c-asan: c-stage
 	for t in $(C_TESTS); do \
 		$(CC) $(C_TEST_CFLAGS) $(C_SAN) ffi-c/tests/$$t.c -o $(C_BUILD)/asan/$$t $(C_LINK_STAGE); \
 		$(C_BUILD)/asan/$$t; \
+	done
+
+# ctx_done_fd's pipe, the path every system but Linux takes, run on Linux:
+# the tests check that they got a FIFO (and an eventfd in the other builds).
+C_PIPE := $(C_BUILD)/pipe
+test-c-pipe:
+	CARGO_TARGET_DIR=$(C_PIPE)/target $(CARGO) build --locked -q -p polyctx-ffi-c --features pipe-wake
+	$(call c_install,$(C_PIPE)/target/debug,$(C_PIPE)/prefix,$(C_PIPE)/prefix)
+	for t in test_api test_threads; do \
+		$(CC) $(C_TEST_CFLAGS) -DCTX_TEST_PIPE_WAKE ffi-c/tests/$$t.c -o $(C_PIPE)/$$t \
+			-L$(C_PIPE)/prefix/lib -Wl,-rpath,$(C_PIPE)/prefix/lib -lctx -pthread; \
+		$(C_PIPE)/$$t; \
 	done
 
 # The five-minute path of a C user: pkg-config against an installed prefix,

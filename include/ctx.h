@@ -21,7 +21,11 @@
  * the library keeps its own reference where it needs one. Every release
  * function ignores NULL. ctx_background() and ctx_todo() are immortal:
  * releasing them is optional and harmless. Releasing a context or a cancel
- * handle never cancels it.
+ * handle never cancels it: Go's `defer cancel()` is
+ * ctx_cancel_and_release(ctx, cancel), which cancels, then releases both
+ * (ctx_cancel_t says what each release leaves alive). Foreign data handed
+ * over with a function to free it (ctx_with_value's dtor, ctx_after_func's
+ * finalizer) is freed exactly once, by that function.
  *
  * THREADS. Every function may be called from any thread, concurrently on the
  * same handles, except releasing a handle while another thread still uses
@@ -33,13 +37,32 @@
  * reads. Timeouts of zero or less give a context that is already done;
  * times too large to represent saturate to about 292 years after boot.
  *
+ * PLATFORMS. Linux, where it is tested; other Unix systems with
+ * CLOCK_MONOTONIC should work (ctx_done_fd uses a pipe there instead of an
+ * eventfd, and the tests run that path on Linux too).
+ *
  * ERRORS. Fallible functions return ctx_status_t: CTX_OK (0) or an error code
- * whose number is never reused (ctx_strerror describes it). Out-parameters
- * are written only on CTX_OK. A NULL required pointer gives CTX_EINVAL;
- * functions that return something else say what they return for NULL. A
- * panic inside the library returns CTX_EPANIC (or the documented fallback)
- * and never unwinds into C. Passing a pointer that is not a live handle of
- * the right type is undefined behaviour.
+ * whose number is never reused (ctx_strerror describes it). The errors a
+ * context can have (ctx_err_t, from ctx_err) are numbered 100 and up, apart
+ * from the status codes (CTX_ERR_NONE is 0), and ctx_err_string describes
+ * them in Go's words. Out-parameters are written only on CTX_OK. A NULL
+ * required pointer gives CTX_EINVAL; functions that return something else
+ * say what they return for NULL. A panic inside the library returns
+ * CTX_EPANIC (or the documented fallback) and never unwinds into C. Passing
+ * a pointer that is not a live handle of the right type is undefined
+ * behaviour.
+ *
+ * ONE CORE PER PROCESS. Contexts cross between languages only within one
+ * copy of the core. In a Python process, polyctx's extension module
+ * (polyctx._native) contains the core and exports every ctx_* function of
+ * this header, so a C library or extension module used from Python must
+ * use those, not a libctx of its own (which would be a second core, whose
+ * handles are not the first's): build it with this header but without
+ * -lctx, leaving the ctx_* symbols undefined, and have Python call
+ * polyctx.c_library() before loading it; that makes the module's symbols
+ * global (RTLD_GLOBAL) so the loader binds yours to them. A Rust crate in
+ * such a process converts handles with the polyctx-ffi-c crate's `handle`
+ * module.
  */
 
 #ifndef CTX_H
@@ -57,10 +80,14 @@
  * The result of a fallible call. `CTX_OK` is 0; every other value is an
  * error whose number is never reused for another meaning. Out-parameters are
  * written only when a call returns `CTX_OK`. `ctx_strerror` describes each.
+ *
+ * Status codes are below 100 and context errors (`ctx_err_t`) 100 and up,
+ * so one can never be mistaken for the other: `ctx_strerror` describes
+ * both, and `ctx_err_string` describes a `ctx_err_t` in Go's words.
  */
 typedef enum {
     /**
-     * Success. For `ctx_wait`: the context is done.
+     * Success. For `ctx_wait` and `ctx_wait_until`: the context is done.
      */
     CTX_OK = 0,
     /**
@@ -74,7 +101,7 @@ typedef enum {
      */
     CTX_EKIND = 2,
     /**
-     * `ctx_wait`: the timeout passed before the context was done.
+     * `ctx_wait`, `ctx_wait_until`: the time ran out before the context was done.
      */
     CTX_ETIMEDOUT = 3,
     /**
@@ -108,7 +135,11 @@ typedef enum {
 } ctx_status_t;
 
 /**
- * Why a context is done, as returned by `ctx_err`.
+ * Why a context is done, as returned by `ctx_err`. Zero while it is not,
+ * so `if (ctx_err(ctx))` reads "if done". The other values start at 100,
+ * apart from every `ctx_status_t`. (Early builds numbered them 1, 2 and 3,
+ * which were status codes too: rebuild code compiled against such a ctx.h.)
+ * `ctx_err_string` gives Go's text for each.
  */
 typedef enum {
     /**
@@ -118,17 +149,32 @@ typedef enum {
     /**
      * Canceled: by its cancel handle or an ancestor's (Go's `context.Canceled`).
      */
-    CTX_ERR_CANCELED = 1,
+    CTX_ERR_CANCELED = 100,
     /**
      * Its deadline, or an ancestor's, passed (Go's `context.DeadlineExceeded`).
      */
-    CTX_ERR_DEADLINE_EXCEEDED = 2,
+    CTX_ERR_DEADLINE_EXCEEDED = 101,
     /**
      * `ctx_err` was given NULL (or panicked). Not zero, so code that tests
      * `ctx_err(ctx) != CTX_ERR_NONE` stops its work rather than run on.
      */
-    CTX_ERR_INVALID = 3,
+    CTX_ERR_INVALID = 102,
 } ctx_err_t;
+
+/**
+ * What `ctx_value` found: which of the two ways the value was stored.
+ */
+typedef enum {
+    /**
+     * Bytes copied by `ctx_with_value_bytes` (possibly none).
+     */
+    CTX_VALUE_BYTES = 1,
+    /**
+     * A pointer stored by `ctx_with_value` (possibly NULL), or by another
+     * language through the same key (Python stores its objects' `PyObject *`).
+     */
+    CTX_VALUE_POINTER = 2,
+} ctx_value_kind_t;
 
 /**
  * A function scheduled by `ctx_after_func` to run when a context is done.
@@ -144,13 +190,24 @@ typedef struct ctx_after_func_t ctx_after_func_t;
  * `CancelCauseFunc`), returned beside the context by the `ctx_with_*`
  * functions that make cancelable contexts.
  *
- * Ownership: release exactly once with `ctx_cancel_release` (which does not
- * cancel); `ctx_cancel_retain` makes another reference. The handle keeps
- * its context alive. **Releasing it without calling `ctx_cancel` does not
- * cancel the context**, as in Go: it stays live until an ancestor is
- * canceled or its deadline passes. The usual pattern is Go's
- * `defer cancel()`: call `ctx_cancel` then `ctx_cancel_release` when the
- * work is over.
+ * Ownership: release exactly once; `ctx_cancel_retain` makes another
+ * reference. The handle keeps its context alive. Go's `defer cancel()` is
+ * `ctx_cancel_and_release(ctx, cancel)`, once the work the context was
+ * made for is over. What each way of letting go leaves alive:
+ *
+ * - `ctx_cancel_and_release(ctx, cancel)` (or `ctx_cancel`, then both
+ *   releases): the context and every context derived from it are done;
+ *   its timer is disarmed and its after-funcs start. Its memory goes once
+ *   no reference is left (children, retained copies, fds, after-funcs).
+ * - `ctx_cancel_release(cancel)` alone **does not cancel**. If nothing else
+ *   refers to the context (no `ctx_t *`, live child, `ctx_fd_t` or pending
+ *   after-func), it is freed at once and its timer disarmed. If something
+ *   does, the context stays live, with its deadline timer armed, until an
+ *   ancestor is canceled or the deadline passes: with no deadline and no
+ *   cancelable ancestor, that is for ever, and so is the work waiting on
+ *   it. Nobody can cancel it any more.
+ * - `ctx_release(ctx)` alone gives up that reference only; whoever holds
+ *   the cancel handle can still cancel.
  *
  * Threads: any thread may cancel, any number of times, concurrently.
  */
@@ -220,19 +277,21 @@ ctx_t *ctx_todo(void);
 
 /**
  * Another reference to `ctx`, to hand to code that will release it on its
- * own (another thread, a struct that outlives this call).
+ * own (another thread, a struct that outlives this call). Not `const`: it
+ * makes a reference that must be released, which only an owner may do.
  *
  * Returns: `ctx` itself (a handle is its context's address), now owning one
  * more reference, to be released once with `ctx_release`. NULL if `ctx` is
  * NULL. Allocates nothing. Threads: any.
  */
-ctx_t *ctx_retain(const ctx_t *ctx);
+ctx_t *ctx_retain(ctx_t *ctx);
 
 /**
  * Releases one reference to `ctx`. The context is freed when its last
- * reference (including those held by its children, pending
- * `ctx_after_func`s and `ctx_fd_t`s) is gone; values' destructors run then.
- * Releasing does not cancel anything.
+ * reference (including those held by its children, its cancel handle,
+ * pending `ctx_after_func`s and `ctx_fd_t`s) is gone; values' destructors
+ * run then. Releasing does not cancel anything: whoever holds the cancel
+ * handle still can (see `ctx_cancel_t` for what stays alive).
  *
  * NULL is ignored, as is `ctx_background()`/`ctx_todo()`. Releasing the same
  * reference twice is undefined behaviour. Threads: any.
@@ -336,7 +395,12 @@ ctx_err_t ctx_err(const ctx_t *ctx);
 /**
  * True once `ctx` is done (canceled or past its deadline); exactly when
  * `ctx_err` stops returning `CTX_ERR_NONE`. One atomic load; never blocks.
- * True also if `ctx` is NULL, so a worker loop given NULL stops. Threads: any.
+ * Threads: any.
+ *
+ * True also if `ctx` is NULL. A `bool` cannot carry a status, and of its
+ * two answers "done" is the safe one: `while (!ctx_is_done(ctx))` given NULL
+ * stops instead of running unchecked for ever. To tell a NULL handle from a
+ * done context, use `ctx_err`, which returns `CTX_ERR_INVALID` for NULL.
  */
 bool ctx_is_done(const ctx_t *ctx);
 
@@ -383,6 +447,38 @@ ctx_status_t ctx_cause(const ctx_t *ctx, char *buf, size_t buf_len, int64_t *cod
 ctx_status_t ctx_wait(const ctx_t *ctx, int64_t timeout_ns);
 
 /**
+ * Blocks the calling thread until `ctx` is done or the clock `ctx_now_ns`
+ * reads reaches `deadline_ns`, whichever comes first: `ctx_wait` with an
+ * absolute time, so that a loop of waits keeps one deadline however often
+ * it wakes. A deadline not after now only looks; `INT64_MAX` waits for
+ * (practically) ever.
+ *
+ * Returns `CTX_OK` if `ctx` is done (at once if it already was),
+ * `CTX_ETIMEDOUT` if `deadline_ns` came first. Errors: `CTX_EINVAL` if
+ * `ctx` is NULL. Threads: as for `ctx_wait`.
+ */
+ctx_status_t ctx_wait_until(const ctx_t *ctx, int64_t deadline_ns);
+
+/**
+ * Names `ctx` for debugging, as Go's `String()` does: its chain from the
+ * root, such as
+ * `context.Background.WithCancel.WithDeadline([1.5s]).WithValue(trace-id, req-42)`
+ * (a deadline shows the time left then; a value shows as its text if it is
+ * UTF-8 bytes, `<bytes>` if not, `<value>` for a pointer or another
+ * language's object). For logs and debuggers, not for parsing.
+ *
+ * Writes like `ctx_cause`: if `buf_len > 0`, the first `min(n, buf_len - 1)`
+ * bytes of the n-byte text and a NUL; `buf` may be NULL only when `buf_len`
+ * is 0. Sets `*len` to n unless `len` is NULL, so a first call with
+ * `buf_len` 0 gives the size to allocate (n + 1).
+ *
+ * Errors: `CTX_EINVAL` if `ctx` is NULL, or `buf` is NULL with
+ * `buf_len > 0`. Takes time and memory in proportion to the chain's depth.
+ * Threads: any.
+ */
+ctx_status_t ctx_describe(const ctx_t *ctx, char *buf, size_t buf_len, size_t *len);
+
+/**
  * Now, in nanoseconds on `CLOCK_MONOTONIC`: the clock of every deadline
  * (shared with Python's `time.monotonic_ns()` and Rust's `Instant`).
  * Threads: any.
@@ -397,7 +493,7 @@ int64_t ctx_now_ns(void);
  *
  * Every thread blocked in `ctx_wait` on it wakes, every `ctx_done_fd` of it
  * becomes readable, and its `ctx_after_func` functions are started, before
- * this returns. Does not release `cancel`.
+ * this returns. Does not release `cancel` (`ctx_cancel_and_release` does).
  *
  * Errors: `CTX_EINVAL` if `cancel` is NULL. Threads: any, concurrently.
  */
@@ -419,23 +515,37 @@ ctx_status_t ctx_cancel_cause(ctx_cancel_t *cancel, const char *msg, int64_t cod
 
 /**
  * Another reference to the cancel handle, for a second owner (another
- * thread) to release on its own.
+ * thread) to release on its own. Not `const`: it makes a reference that
+ * must be released, which only an owner may do.
  *
  * Returns: `cancel` itself, owning one more reference, to be released with
  * `ctx_cancel_release`; NULL if `cancel` is NULL. Threads: any.
  */
-ctx_cancel_t *ctx_cancel_retain(const ctx_cancel_t *cancel);
+ctx_cancel_t *ctx_cancel_retain(ctx_cancel_t *cancel);
 
 /**
- * Releases one reference to the cancel handle. **Does not cancel**: call
- * `ctx_cancel` first when the work is over (Go's `defer cancel()`), or the
- * context stays live until an ancestor is canceled or its deadline passes.
- * Its memory is freed either way once no handle or child refers to it.
+ * Releases one reference to the cancel handle. **Does not cancel**: see
+ * `ctx_cancel_t` for what stays alive; to end work as Go's
+ * `defer cancel()` does, call `ctx_cancel_and_release` instead.
  *
  * NULL is ignored. Releasing the same reference twice is undefined
  * behaviour. Threads: any.
  */
 void ctx_cancel_release(ctx_cancel_t *cancel);
+
+/**
+ * Go's `defer cancel()` in one call, for the end of the work a context was
+ * made for: cancels `cancel`'s context (as `ctx_cancel`: it and every
+ * descendant become done, its timer is disarmed, its `ctx_after_func`
+ * functions start), then releases `cancel` and `ctx`. The pair is usually
+ * the two out-parameters of one `ctx_with_*` call, but `ctx` may be any
+ * reference you own.
+ *
+ * Either may be NULL, and is then skipped, so a cleanup path can call it
+ * whether or not the `ctx_with_*` call succeeded (set both to NULL first).
+ * Releasing either twice is undefined behaviour. Threads: any.
+ */
+void ctx_cancel_and_release(ctx_t *ctx, ctx_cancel_t *cancel);
 
 /**
  * Makes a new key, distinct from every other key whatever its name. `name`
@@ -504,23 +614,35 @@ ctx_status_t ctx_with_value(const ctx_t *parent,
  * that has one (Go's `Value`). Walks up the tree; never blocks.
  *
  * On `CTX_OK`, `*data` is borrowed from the context, valid while you hold a
- * reference to `ctx`: for bytes, a pointer to the copy, followed by a NUL
- * that `*len` does not count (so a stored string is a C string); for a
- * pointer value, the pointer itself, with `*len` set to 0. `len` may be
- * NULL. Returns `CTX_ENOTFOUND` (writing nothing) if no value is stored
- * under `key`, including for values stored by another language.
+ * reference to `ctx`, and `*kind` (unless `kind` is NULL) says which it is:
+ * - `CTX_VALUE_BYTES`: a pointer to the copy, followed by a NUL that `*len`
+ *   does not count (so a stored string is a C string); never NULL, even
+ *   for an empty value.
+ * - `CTX_VALUE_POINTER`: the pointer itself (maybe NULL), `*len` set to 0.
+ *   A value Python stored under the key (a `polyctx.Key` is a `ctx_key_t *`)
+ *   reads as its `PyObject *`, borrowed from the context.
+ *
+ * `len` may be NULL. Returns `CTX_ENOTFOUND` (writing nothing) if no value
+ * is stored under `key`.
  *
  * Errors: `CTX_EINVAL` if `ctx`, `key` or `data` is NULL. Threads: any.
  */
-ctx_status_t ctx_value(const ctx_t *ctx, const ctx_key_t *key, const void **data, size_t *len);
+ctx_status_t ctx_value(const ctx_t *ctx,
+                       const ctx_key_t *key,
+                       const void **data,
+                       size_t *len,
+                       ctx_value_kind_t *kind);
 
 /**
  * Makes a file descriptor that becomes readable when `ctx` is done, and
  * stays readable (level-triggered), so that an event loop (`poll`, `epoll`,
- * libuv...) can wait for cancellation and its sockets together. It is an
- * `eventfd` (Linux): add it for `POLLIN`/`EPOLLIN`; **never read from it**
- * (that would consume the notification) nor close it yourself. Once it is
- * readable, `ctx_err` and `ctx_cause` say why.
+ * kqueue, libuv...) can wait for cancellation and its sockets together. It
+ * is an `eventfd` on Linux and the read end of a non-blocking pipe on other
+ * Unix systems (and on Linux in a build with the core's `pipe-wake`
+ * feature, which the tests use to check that path). Either way: add it for
+ * `POLLIN`/`EPOLLIN`; **never read from it** (that would consume the
+ * notification) nor close it yourself. Once it is readable, `ctx_err` and
+ * `ctx_cause` say why.
  *
  * On `CTX_OK`, `*out` owns the descriptor: get its number with
  * `ctx_fd_get` and close it with `ctx_fd_close`. If `ctx` is already done
@@ -531,8 +653,8 @@ ctx_status_t ctx_value(const ctx_t *ctx, const ctx_key_t *key, const void **data
  * It is made readable on the thread that cancels `ctx` (inside
  * `ctx_cancel`, or on polyctx's timer thread for a deadline), a single
  * 8-byte `write`. Errors: `CTX_EINVAL` if a pointer is NULL; `CTX_ESYS`
- * (with `errno` set by `eventfd`, e.g. `EMFILE`) if no descriptor could be
- * made. Threads: any; each call makes a new descriptor.
+ * (with `errno` set by `eventfd` or `pipe`, e.g. `EMFILE`) if no descriptor
+ * could be made. Threads: any; each call makes a new descriptor.
  */
 ctx_status_t ctx_done_fd(const ctx_t *ctx, ctx_fd_t **out);
 
@@ -554,30 +676,47 @@ void ctx_fd_close(ctx_fd_t *fd);
 /**
  * Arranges for `fn(userdata)` to be called once, on a new thread of its own,
  * after `ctx` is done (Go's `AfterFunc`); if `ctx` is already done, the
- * thread starts at once. On a context that can never be done, `fn` never
- * runs. Each call is independent.
+ * thread starts at once. Each call is independent. `fn` may block and may
+ * call any ctx_ function. If no thread can be started, `fn` runs on the
+ * thread that cancels `ctx` instead.
  *
- * `fn` may block and may call any ctx_ function. If no thread can be
- * started, `fn` runs on the thread that cancels `ctx` instead. `userdata`
- * is passed along untouched: it is `fn`'s to free once `fn` runs, and yours
- * again if `ctx_after_func_stop` reports that it stopped `fn`.
+ * `userdata` is passed along untouched. `finalizer`, if not NULL, is called
+ * with `userdata` exactly once, whatever happens:
+ * - `fn` ran: right after `fn` returns, on `fn`'s thread;
+ * - `ctx_after_func_stop` kept `fn` from running: inside that call, before
+ *   it returns;
+ * - `ctx` can never be done (it descends from `ctx_background()` through
+ *   no cancelable context, or through `ctx_without_cancel`): `fn` never
+ *   runs, and the finalizer runs in `ctx_after_func_release`.
  *
- * A pending `fn` keeps the part of `ctx` that signals done alive until it
- * runs or is stopped (as in Go, a context never canceled and never stopped
- * keeps it for ever). On `CTX_OK`, `*out` owns the handle; release it with
- * `ctx_after_func_release`. Errors: `CTX_EINVAL` if `ctx`, `fn` or `out` is
- * NULL (`userdata` may be NULL). Threads: any.
+ * So with a finalizer, free `userdata` there and nowhere else. Without one,
+ * `userdata` is `fn`'s to free once it runs, and yours again if
+ * `ctx_after_func_stop` reports that it stopped `fn`.
+ *
+ * Releasing the handle does not stop a pending `fn` (as in Go): it runs,
+ * then the finalizer, when `ctx` is done. A pending `fn` keeps the part of
+ * `ctx` that signals done alive until it runs or is stopped, so a context
+ * that is never canceled and has no deadline keeps it, and `userdata`, for
+ * ever: if the context may not be canceled, stop `fn` before releasing.
+ *
+ * On `CTX_OK`, `*out` owns the handle; release it with
+ * `ctx_after_func_release`. On any other status nothing was registered and
+ * neither `fn` nor `finalizer` is called: `userdata` is still yours.
+ * Errors: `CTX_EINVAL` if `ctx`, `fn` or `out` is NULL (`userdata` and
+ * `finalizer` may be NULL). Threads: any.
  */
 ctx_status_t ctx_after_func(const ctx_t *ctx,
                             void (*fn)(void*),
                             void *userdata,
+                            void (*finalizer)(void*),
                             ctx_after_func_t **out);
 
 /**
  * Stops `fn` from running (Go's `stop`). Sets `*stopped` to true if this
- * call kept `fn` from being started (`userdata` is yours again); false if
- * `fn` has already been started (it may still be running: this does not
- * wait for it) or was stopped before. Releases nothing.
+ * call kept `fn` from being started (the finalizer has then run, or, with
+ * none, `userdata` is yours again); false if `fn` has already been started
+ * (it may still be running: this does not wait for it) or was stopped
+ * before. Releases nothing.
  *
  * Errors: `CTX_EINVAL` if a pointer is NULL. Threads: any, concurrently.
  */
@@ -585,17 +724,31 @@ ctx_status_t ctx_after_func_stop(ctx_after_func_t *after, bool *stopped);
 
 /**
  * Releases the handle. **Does not stop `fn`**: it still runs when the
- * context is done, as in Go, where dropping `stop` changes nothing. NULL is
- * ignored. Releasing twice is undefined behaviour. Threads: any, once.
+ * context is done, as in Go, where dropping `stop` changes nothing (see
+ * `ctx_after_func` for when the finalizer runs). NULL is ignored.
+ * Releasing twice is undefined behaviour. Threads: any, once.
  */
 void ctx_after_func_release(ctx_after_func_t *after);
 
 /**
- * A static, NUL-terminated description of a status code, for messages;
- * "unknown ctx status" for a number that is not one. Never NULL; never free
- * it. Threads: any.
+ * A static, NUL-terminated description of a `ctx_status_t`, for messages;
+ * "unknown ctx status" for a number that is not one. Given a `ctx_err_t`
+ * (a number of its own, 100 or more), it describes that as
+ * `ctx_err_string` does, so `ctx_strerror(ctx_err(c))` is not misleading;
+ * but 0 reads as "success" either way. Never NULL; never free it.
+ * Threads: any.
  */
 const char *ctx_strerror(int status);
+
+/**
+ * Go's text for a `ctx_err_t` (its `Error()`): "context canceled" or
+ * "context deadline exceeded"; "the context is not done" for
+ * `CTX_ERR_NONE`, "invalid context (NULL)" for `CTX_ERR_INVALID`, and
+ * "unknown ctx error" for a number that is none of them (a status code,
+ * say). A static string: never NULL, never free it. `err` is an `int` so
+ * that any number is safe to pass. Threads: any.
+ */
+const char *ctx_err_string(int err);
 
 /**
  * The library's version, "MAJOR.MINOR.PATCH": a static string, never NULL.

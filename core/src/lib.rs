@@ -34,7 +34,7 @@
 // callbacks, after-funcs and waiters, one slot type), `pool` (the threads
 // that run after-funcs), `wait` (blocking waits and the `Done` future),
 // `fork` (what a forked child inherits). Plus `cancel` (the cancel
-// handles), `value`, `error`, `display`, `clock`, `raw` (pointers for
+// handles), `foreign` (values from other languages, with their finalizers), `value`, `error`, `display`, `clock`, `raw` (pointers for
 // bindings), `wake_fd` and `stats`.
 mod callback;
 mod cancel;
@@ -42,6 +42,7 @@ pub mod clock;
 mod context;
 mod display;
 mod error;
+pub mod foreign;
 mod fork;
 mod lock;
 mod node;
@@ -61,6 +62,7 @@ pub use context::{
     with_timeout_cause, with_timeout_ns, with_value, without_cancel, Context,
 };
 pub use error::{Cause, Error, Message};
+pub use foreign::{ForeignBytes, ForeignPtr, ForeignValue};
 pub use value::Key;
 pub use wait::Done;
 pub use wake_fd::WakeFd;

@@ -87,13 +87,15 @@ impl<T: Any + Send + Sync> Stored for T {
 }
 
 /// How Go's `String()` shows a value: strings as themselves, anything else
-/// by its type name.
+/// by its type name; a foreign value as it describes itself.
 pub(crate) fn describe(value: &dyn Stored) -> Cow<'_, str> {
     let any: &dyn Any = value;
     if let Some(s) = any.downcast_ref::<String>() {
         Cow::Borrowed(s)
     } else if let Some(s) = any.downcast_ref::<&'static str>() {
         Cow::Borrowed(s)
+    } else if let Some(v) = any.downcast_ref::<crate::ForeignValue>() {
+        v.describe()
     } else {
         Cow::Borrowed(value.type_name())
     }

@@ -6,7 +6,9 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// An eventfd on Linux, a non-blocking pipe elsewhere; close-on-exec.
+/// An eventfd on Linux, a non-blocking pipe elsewhere; close-on-exec. The
+/// `pipe-wake` feature uses the pipe on Linux too, so that the path other
+/// systems take is tested where the tests run.
 #[derive(Debug)]
 pub struct WakeFd {
     read: OwnedFd,
@@ -17,7 +19,10 @@ pub struct WakeFd {
 impl WakeFd {
     /// A new descriptor, not yet readable.
     pub fn new() -> io::Result<WakeFd> {
-        open()
+        #[cfg(all(target_os = "linux", not(feature = "pipe-wake")))]
+        return open_eventfd();
+        #[cfg(not(all(target_os = "linux", not(feature = "pipe-wake"))))]
+        return open_pipe();
     }
 
     /// The descriptor to watch for readability. Owned by this `WakeFd`.
@@ -45,7 +50,8 @@ impl WakeFd {
 }
 
 #[cfg(target_os = "linux")]
-fn open() -> io::Result<WakeFd> {
+#[cfg_attr(feature = "pipe-wake", allow(dead_code))]
+fn open_eventfd() -> io::Result<WakeFd> {
     // SAFETY: plain system call with valid flags.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     if fd < 0 {
@@ -58,8 +64,8 @@ fn open() -> io::Result<WakeFd> {
     })
 }
 
-#[cfg(not(target_os = "linux"))]
-fn open() -> io::Result<WakeFd> {
+#[cfg_attr(all(target_os = "linux", not(feature = "pipe-wake")), allow(dead_code))]
+fn open_pipe() -> io::Result<WakeFd> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` has room for the two descriptors.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -94,10 +100,31 @@ mod tests {
         unsafe { libc::poll(&mut p, 1, 0) == 1 }
     }
 
+    fn is_fifo(fd: &WakeFd) -> bool {
+        // SAFETY: fstat into a zeroed stat on a descriptor `fd` keeps open.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(fd.raw_fd(), &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri has no fstat on these descriptors")]
+    fn new_takes_the_configured_path() {
+        let fd = WakeFd::new().unwrap();
+        let want_pipe = !cfg!(target_os = "linux") || cfg!(feature = "pipe-wake");
+        assert_eq!(is_fifo(&fd), want_pipe);
+    }
+
     #[test]
     #[cfg_attr(miri, ignore = "Miri has no poll()")]
-    fn signal_makes_readable_and_clear_resets() {
-        let fd = WakeFd::new().unwrap();
+    fn both_paths_signal_and_clear() {
+        signal_makes_readable_and_clear_resets(open_pipe().unwrap());
+        #[cfg(target_os = "linux")]
+        signal_makes_readable_and_clear_resets(open_eventfd().unwrap());
+    }
+
+    fn signal_makes_readable_and_clear_resets(fd: WakeFd) {
         assert!(!readable(&fd));
         fd.signal();
         fd.signal();

@@ -11,7 +11,7 @@ static ctx_key_t *trace_key; /* one key per kind of value, made once */
 static void *worker(void *arg) {
     ctx_t *ctx = arg; /* this thread owns one reference */
     const void *trace = NULL;
-    ctx_value(ctx, trace_key, &trace, NULL);
+    ctx_value(ctx, trace_key, &trace, NULL, NULL);
     /* Block until the request is done (or an hour passes). */
     if (ctx_wait(ctx, 3600LL * 1000 * 1000 * 1000) == CTX_OK) {
         char why[64];
@@ -44,15 +44,14 @@ int main(void) {
     ctx_cancel_cause(close_conn, "client disconnected", 499);
     pthread_join(t, NULL);
     int canceled = ctx_err(request) == CTX_ERR_CANCELED;
-    printf("main: request canceled: %s\n", canceled ? "yes" : "no");
+    char name[160];
+    ctx_describe(request, name, sizeof name, NULL); /* Go's String(), for logs */
+    printf("main: %s: %s\n", name, ctx_err_string(ctx_err(request)));
 
-    /* Go's `defer cancel()`, then give back every reference. */
-    ctx_cancel(cancel_timeout);
-    ctx_cancel_release(cancel_timeout);
-    ctx_cancel_release(close_conn);
+    /* Go's `defer cancel()` (cancel, then release both), and the rest. */
+    ctx_cancel_and_release(timed, cancel_timeout);
+    ctx_cancel_and_release(conn, close_conn);
     ctx_release(request);
-    ctx_release(timed);
-    ctx_release(conn);
     ctx_key_release(trace_key);
     return canceled ? 0 : 1;
 }

@@ -19,18 +19,7 @@ import time
 
 import polyctx
 
-CTX_OK = 0  # ctx_wait: the context is done
-
-c = polyctx.c_library()
-c.ctx_wait.argtypes = [ctypes.c_void_p, ctypes.c_int64]
-c.ctx_cause.argtypes = [
-    ctypes.c_void_p,
-    ctypes.c_char_p,
-    ctypes.c_size_t,
-    ctypes.POINTER(ctypes.c_int64),
-    ctypes.POINTER(ctypes.c_size_t),
-]
-c.ctx_release.argtypes = [ctypes.c_void_p]
+c = polyctx.c_library()  # ctx.h's functions, prototypes declared, and its constants
 
 START = time.monotonic()
 
@@ -44,7 +33,7 @@ def c_backend(ctx_ptr: int, needs_ms: int) -> None:
     """What a C library does with the ctx_t* it is given: wait for its work
     (here, simply time) or for the request to end, whichever comes first."""
     try:
-        if c.ctx_wait(ctx_ptr, needs_ms * 1_000_000) != CTX_OK:
+        if c.ctx_wait(ctx_ptr, needs_ms * 1_000_000) != c.CTX_OK:
             say("C backend", f"answered ok (needed {needs_ms} ms)")
             return
         why = ctypes.create_string_buffer(128)

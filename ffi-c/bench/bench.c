@@ -94,7 +94,7 @@ static void value_lookup(void *arg, long n) {
     int found = 0;
     for (long i = 0; i < n; i++) {
         const void *data;
-        found += ctx_value(l->leaf, l->key, &data, NULL) == CTX_OK;
+        found += ctx_value(l->leaf, l->key, &data, NULL, NULL) == CTX_OK;
     }
     sink = found;
 }

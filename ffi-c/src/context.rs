@@ -4,10 +4,23 @@ use std::ffi::{c_char, CStr};
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use polyctx::{clock, Cause, Context};
+use polyctx::{clock, AnyCancelFunc, Cause, Context};
 
-use crate::handle::{self, ctx_cancel_t, ctx_t, Cancel};
+use crate::handle::{self, ctx_cancel_t, ctx_t};
 use crate::status::{arg, boundary, ctx_err_t, ctx_status_t, put};
+
+/// The output buffer of a call that writes text as `snprintf` does: `None`
+/// when `buf_len` is 0, else `buf`, which must then not be NULL (returns
+/// the calling function's invalid-argument value if it is).
+macro_rules! text_buffer {
+    ($buf:expr, $buf_len:expr) => {
+        if $buf_len > 0 {
+            Some(arg!($buf))
+        } else {
+            None
+        }
+    };
+}
 
 /// The root of every context tree: never done, no deadline, no values (Go's
 /// `context.Background()`). Use it in `main`, at the top of a request, and
@@ -29,25 +42,26 @@ pub extern "C" fn ctx_todo() -> *mut ctx_t {
 }
 
 /// Another reference to `ctx`, to hand to code that will release it on its
-/// own (another thread, a struct that outlives this call).
+/// own (another thread, a struct that outlives this call). Not `const`: it
+/// makes a reference that must be released, which only an owner may do.
 ///
 /// Returns: `ctx` itself (a handle is its context's address), now owning one
 /// more reference, to be released once with `ctx_release`. NULL if `ctx` is
 /// NULL. Allocates nothing. Threads: any.
 #[no_mangle]
-pub extern "C" fn ctx_retain(ctx: *const ctx_t) -> *mut ctx_t {
+pub extern "C" fn ctx_retain(ctx: *mut ctx_t) -> *mut ctx_t {
     boundary(|| {
         let ctx = arg!(ctx);
         // SAFETY: the caller owns `ctx` (header contract).
-        let ctx = unsafe { handle::ctx_borrow(ctx) };
-        handle::ctx_into_raw(Context::clone(&ctx))
+        handle::ctx_into_raw(unsafe { handle::ctx_borrow(ctx) }.retain())
     })
 }
 
 /// Releases one reference to `ctx`. The context is freed when its last
-/// reference (including those held by its children, pending
-/// `ctx_after_func`s and `ctx_fd_t`s) is gone; values' destructors run then.
-/// Releasing does not cancel anything.
+/// reference (including those held by its children, its cancel handle,
+/// pending `ctx_after_func`s and `ctx_fd_t`s) is gone; values' destructors
+/// run then. Releasing does not cancel anything: whoever holds the cancel
+/// handle still can (see `ctx_cancel_t` for what stays alive).
 ///
 /// NULL is ignored, as is `ctx_background()`/`ctx_todo()`. Releasing the same
 /// reference twice is undefined behaviour. Threads: any.
@@ -90,7 +104,7 @@ pub extern "C" fn ctx_with_cancel_cause(
     boundary(|| {
         derive(parent, ctx_out, cancel_out, |p| {
             let (ctx, cancel) = polyctx::with_cancel_cause(p);
-            (ctx, Cancel::Cause(cancel))
+            (ctx, cancel.into())
         })
     })
 }
@@ -113,7 +127,7 @@ pub extern "C" fn ctx_with_timeout(
 ) -> ctx_status_t {
     boundary(|| {
         derive(parent, ctx_out, cancel_out, |p| {
-            plain(polyctx::with_timeout(p, timeout(timeout_ns)))
+            plain(polyctx::with_timeout_ns(p, timeout_ns, None))
         })
     })
 }
@@ -134,7 +148,7 @@ pub extern "C" fn ctx_with_timeout_cause(
     boundary(|| {
         let cause = cause_from_c(arg!(msg), code);
         derive(parent, ctx_out, cancel_out, |p| {
-            plain(polyctx::with_timeout_cause(p, timeout(timeout_ns), cause))
+            plain(polyctx::with_timeout_ns(p, timeout_ns, Some(cause)))
         })
     })
 }
@@ -155,7 +169,7 @@ pub extern "C" fn ctx_with_deadline(
 ) -> ctx_status_t {
     boundary(|| {
         derive(parent, ctx_out, cancel_out, |p| {
-            plain(polyctx::with_deadline(p, deadline(deadline_ns)))
+            plain(polyctx::with_deadline_ns(p, clock::from_signed(deadline_ns), None))
         })
     })
 }
@@ -175,7 +189,11 @@ pub extern "C" fn ctx_with_deadline_cause(
     boundary(|| {
         let cause = cause_from_c(arg!(msg), code);
         derive(parent, ctx_out, cancel_out, |p| {
-            plain(polyctx::with_deadline_cause(p, deadline(deadline_ns), cause))
+            plain(polyctx::with_deadline_ns(
+                p,
+                clock::from_signed(deadline_ns),
+                Some(cause),
+            ))
         })
     })
 }
@@ -213,7 +231,12 @@ pub extern "C" fn ctx_err(ctx: *const ctx_t) -> ctx_err_t {
 
 /// True once `ctx` is done (canceled or past its deadline); exactly when
 /// `ctx_err` stops returning `CTX_ERR_NONE`. One atomic load; never blocks.
-/// True also if `ctx` is NULL, so a worker loop given NULL stops. Threads: any.
+/// Threads: any.
+///
+/// True also if `ctx` is NULL. A `bool` cannot carry a status, and of its
+/// two answers "done" is the safe one: `while (!ctx_is_done(ctx))` given NULL
+/// stops instead of running unchecked for ever. To tell a NULL handle from a
+/// done context, use `ctx_err`, which returns `CTX_ERR_INVALID` for NULL.
 #[no_mangle]
 pub extern "C" fn ctx_is_done(ctx: *const ctx_t) -> bool {
     boundary(|| {
@@ -271,7 +294,7 @@ pub extern "C" fn ctx_cause(
 ) -> ctx_status_t {
     boundary(|| {
         let ctx = arg!(ctx);
-        let buf = if buf_len > 0 { Some(arg!(buf)) } else { None };
+        let buf = text_buffer!(buf, buf_len);
         // SAFETY: the caller owns `ctx`.
         let ctx = unsafe { handle::ctx_borrow(ctx) };
         let Some(cause) = polyctx::cause(&ctx) else {
@@ -281,21 +304,9 @@ pub extern "C" fn ctx_cause(
             Some(m) => std::borrow::Cow::Borrowed(m.text()),
             None => std::borrow::Cow::Owned(cause.to_string()),
         };
-        let bytes = text.as_bytes();
-        if let Some(buf) = buf {
-            let n = bytes.len().min(buf_len - 1);
-            // SAFETY: `buf` points to `buf_len` writable bytes (header
-            // contract) and `n < buf_len`; the source is a separate Rust string.
-            unsafe {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.as_ptr().cast::<u8>(), n);
-                buf.as_ptr().add(n).write(0);
-            }
-        }
+        write_text(text.as_bytes(), buf, buf_len, msg_len);
         if let Some(code) = NonNull::new(code) {
             put(code, cause.code().unwrap_or(0));
-        }
-        if let Some(msg_len) = NonNull::new(msg_len) {
-            put(msg_len, bytes.len());
         }
         ctx_status_t::CTX_OK
     })
@@ -330,6 +341,57 @@ pub extern "C" fn ctx_wait(ctx: *const ctx_t, timeout_ns: i64) -> ctx_status_t {
     })
 }
 
+/// Blocks the calling thread until `ctx` is done or the clock `ctx_now_ns`
+/// reads reaches `deadline_ns`, whichever comes first: `ctx_wait` with an
+/// absolute time, so that a loop of waits keeps one deadline however often
+/// it wakes. A deadline not after now only looks; `INT64_MAX` waits for
+/// (practically) ever.
+///
+/// Returns `CTX_OK` if `ctx` is done (at once if it already was),
+/// `CTX_ETIMEDOUT` if `deadline_ns` came first. Errors: `CTX_EINVAL` if
+/// `ctx` is NULL. Threads: as for `ctx_wait`.
+#[no_mangle]
+pub extern "C" fn ctx_wait_until(ctx: *const ctx_t, deadline_ns: i64) -> ctx_status_t {
+    boundary(|| {
+        let ctx = arg!(ctx);
+        // SAFETY: the caller owns `ctx`.
+        let ctx = unsafe { handle::ctx_borrow(ctx) };
+        let deadline = clock::to_instant(clock::from_signed(deadline_ns));
+        if ctx.wait_deadline(deadline) {
+            ctx_status_t::CTX_OK
+        } else {
+            ctx_status_t::CTX_ETIMEDOUT
+        }
+    })
+}
+
+/// Names `ctx` for debugging, as Go's `String()` does: its chain from the
+/// root, such as
+/// `context.Background.WithCancel.WithDeadline([1.5s]).WithValue(trace-id, req-42)`
+/// (a deadline shows the time left then; a value shows as its text if it is
+/// UTF-8 bytes, `<bytes>` if not, `<value>` for a pointer or another
+/// language's object). For logs and debuggers, not for parsing.
+///
+/// Writes like `ctx_cause`: if `buf_len > 0`, the first `min(n, buf_len - 1)`
+/// bytes of the n-byte text and a NUL; `buf` may be NULL only when `buf_len`
+/// is 0. Sets `*len` to n unless `len` is NULL, so a first call with
+/// `buf_len` 0 gives the size to allocate (n + 1).
+///
+/// Errors: `CTX_EINVAL` if `ctx` is NULL, or `buf` is NULL with
+/// `buf_len > 0`. Takes time and memory in proportion to the chain's depth.
+/// Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_describe(ctx: *const ctx_t, buf: *mut c_char, buf_len: usize, len: *mut usize) -> ctx_status_t {
+    boundary(|| {
+        let ctx = arg!(ctx);
+        let buf = text_buffer!(buf, buf_len);
+        // SAFETY: the caller owns `ctx`.
+        let text = unsafe { handle::ctx_borrow(ctx) }.to_string();
+        write_text(text.as_bytes(), buf, buf_len, len);
+        ctx_status_t::CTX_OK
+    })
+}
+
 /// Now, in nanoseconds on `CLOCK_MONOTONIC`: the clock of every deadline
 /// (shared with Python's `time.monotonic_ns()` and Rust's `Instant`).
 /// Threads: any.
@@ -344,7 +406,7 @@ fn derive(
     parent: *const ctx_t,
     ctx_out: *mut *mut ctx_t,
     cancel_out: *mut *mut ctx_cancel_t,
-    make: impl FnOnce(&Context) -> (Context, Cancel),
+    make: impl FnOnce(&Context) -> (Context, AnyCancelFunc),
 ) -> ctx_status_t {
     let (parent, ctx_out, cancel_out) = (arg!(parent), arg!(ctx_out), arg!(cancel_out));
     // SAFETY: the caller owns `parent` (header contract).
@@ -355,16 +417,26 @@ fn derive(
     ctx_status_t::CTX_OK
 }
 
-fn plain((ctx, cancel): (Context, polyctx::CancelFunc)) -> (Context, Cancel) {
-    (ctx, Cancel::Plain(cancel))
+fn plain((ctx, cancel): (Context, polyctx::CancelFunc)) -> (Context, AnyCancelFunc) {
+    (ctx, cancel.into())
 }
 
-fn timeout(ns: i64) -> Duration {
-    Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
-}
-
-fn deadline(ns: i64) -> std::time::Instant {
-    clock::to_instant(u64::try_from(ns).unwrap_or(0))
+/// Writes `text` as `snprintf` would: its first `min(n, buf_len - 1)` bytes
+/// and a NUL into `buf` (if any), and its full length n into `*len` (if
+/// `len` is not NULL).
+fn write_text(text: &[u8], buf: Option<NonNull<c_char>>, buf_len: usize, len: *mut usize) {
+    if let Some(buf) = buf {
+        let n = text.len().min(buf_len - 1);
+        // SAFETY: `buf` points to `buf_len` writable bytes (header contract)
+        // and `n < buf_len`; the source is a separate Rust string.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.as_ptr().cast::<u8>(), n);
+            buf.as_ptr().add(n).write(0);
+        }
+    }
+    if let Some(len) = NonNull::new(len) {
+        put(len, text.len());
+    }
 }
 
 /// A cause from C: `code` 0 means none, so that what `ctx_cause` reports

@@ -1,23 +1,29 @@
-//! The C handle types, and every conversion between them and Rust values.
-//! No other module casts a handle pointer.
+//! The C handle types, and every conversion between them and Rust values:
+//! the one place that turns a handle pointer into a Rust handle and back.
+//! Public, so that other crates that cross into C in the same process (the
+//! Python extension, the Node addon) call it as Rust rather than re-declaring
+//! `ctx_*` functions by hand: a `ctx_t *` they hand to C code, or take from
+//! it, is then the same object on both sides, checked by the compiler.
 //!
-//! - `ctx_t*` is `Context::into_raw`: the pointer *is* one reference count on
+//! - `ctx_t *` is `Context::into_raw`: the pointer *is* one reference count on
 //!   the context, so creating, retaining and releasing a handle allocate
 //!   nothing of their own.
-//! - `ctx_cancel_t*` is `CancelFunc::into_raw` or `CancelCauseFunc::into_raw`
-//!   (the same node, a distinct C type), with the low bit set for a
-//!   `CancelCauseFunc`. The core guarantees these pointers are 8-aligned.
-//! - `ctx_key_t*`, `ctx_fd_t*` and `ctx_after_func_t*` are boxes.
+//! - `ctx_cancel_t *` is `AnyCancelFunc::into_raw` (the same node as its
+//!   context, a distinct C type, with the kind in the pointer's low bit).
+//! - `ctx_key_t *` is a boxed `Key<ForeignValue>`: the values stored through
+//!   C's keys are the core's foreign values, whoever stores them.
+//! - `ctx_fd_t *` and `ctx_after_func_t *` are boxes private to this crate.
+//!
+//! Functions taking a pointer are `unsafe`: the pointer must be a live
+//! handle of the named type, as the header requires of C callers.
 
-use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
-use polyctx::{AfterFunc, CancelCauseFunc, CancelFunc, Context, Key};
+use polyctx::{AfterFunc, AnyCancelFunc, Context, ForeignValue, Key};
 
 use crate::notify::DoneFd;
-use crate::value::CValue;
 
 /// A context: a cancellation signal, maybe a deadline, and values (Go's
 /// `context.Context`). Opaque; one pointer is one reference.
@@ -39,13 +45,24 @@ pub struct ctx_t {
 /// `CancelCauseFunc`), returned beside the context by the `ctx_with_*`
 /// functions that make cancelable contexts.
 ///
-/// Ownership: release exactly once with `ctx_cancel_release` (which does not
-/// cancel); `ctx_cancel_retain` makes another reference. The handle keeps
-/// its context alive. **Releasing it without calling `ctx_cancel` does not
-/// cancel the context**, as in Go: it stays live until an ancestor is
-/// canceled or its deadline passes. The usual pattern is Go's
-/// `defer cancel()`: call `ctx_cancel` then `ctx_cancel_release` when the
-/// work is over.
+/// Ownership: release exactly once; `ctx_cancel_retain` makes another
+/// reference. The handle keeps its context alive. Go's `defer cancel()` is
+/// `ctx_cancel_and_release(ctx, cancel)`, once the work the context was
+/// made for is over. What each way of letting go leaves alive:
+///
+/// - `ctx_cancel_and_release(ctx, cancel)` (or `ctx_cancel`, then both
+///   releases): the context and every context derived from it are done;
+///   its timer is disarmed and its after-funcs start. Its memory goes once
+///   no reference is left (children, retained copies, fds, after-funcs).
+/// - `ctx_cancel_release(cancel)` alone **does not cancel**. If nothing else
+///   refers to the context (no `ctx_t *`, live child, `ctx_fd_t` or pending
+///   after-func), it is freed at once and its timer disarmed. If something
+///   does, the context stays live, with its deadline timer armed, until an
+///   ancestor is canceled or the deadline passes: with no deadline and no
+///   cancelable ancestor, that is for ever, and so is the work waiting on
+///   it. Nobody can cancel it any more.
+/// - `ctx_release(ctx)` alone gives up that reference only; whoever holds
+///   the cancel handle can still cancel.
 ///
 /// Threads: any thread may cancel, any number of times, concurrently.
 pub struct ctx_cancel_t {
@@ -86,9 +103,16 @@ pub struct ctx_after_func_t {
     _opaque: [u8; 0],
 }
 
-/// A Rust value borrowed from a handle for the length of one call: it must not
-/// be dropped, since the handle still owns it.
-pub(crate) struct Borrowed<T>(ManuallyDrop<T>);
+/// A Rust handle borrowed from a C handle for the length of one call: the C
+/// side still owns the reference, so this one is never dropped.
+pub struct Borrowed<T>(ManuallyDrop<T>);
+
+impl<T: Clone> Borrowed<T> {
+    /// A reference of one's own to the same object, as `ctx_retain` makes.
+    pub fn retain(&self) -> T {
+        T::clone(&self.0)
+    }
+}
 
 impl<T> Deref for Borrowed<T> {
     type Target = T;
@@ -99,82 +123,84 @@ impl<T> Deref for Borrowed<T> {
 
 // Contexts ----------------------------------------------------------------
 
-/// A new `ctx_t *` owning `ctx`'s reference.
-pub(crate) fn ctx_into_raw(ctx: Context) -> *mut ctx_t {
+/// A new `ctx_t *` owning `ctx`'s reference (Python's `Context.to_c()`).
+pub fn ctx_into_raw(ctx: Context) -> *mut ctx_t {
     ctx.into_raw().cast_mut().cast()
 }
 
-/// The context behind a live `ctx_t *`.
+/// The context behind a live `ctx_t *`, leaving its reference in place;
+/// [`Borrowed::retain`] gives a reference of one's own.
 ///
 /// # Safety
-/// `p` must be a `ctx_t *` that the caller still owns (not yet released).
-pub(crate) unsafe fn ctx_borrow(p: NonNull<ctx_t>) -> Borrowed<Context> {
+/// `p` must be a `ctx_t *` that the caller still owns (not yet released),
+/// and must stay so while the result is used.
+pub unsafe fn ctx_borrow(p: NonNull<ctx_t>) -> Borrowed<Context> {
     // SAFETY: `p` came from `ctx_into_raw`, and ManuallyDrop leaves its count alone.
-    Borrowed(ManuallyDrop::new(unsafe { Context::from_raw(raw(p)) }))
+    Borrowed(ManuallyDrop::new(unsafe {
+        Context::from_raw(p.as_ptr().cast_const().cast())
+    }))
 }
 
 /// Takes back the reference a `ctx_t *` owns.
 ///
 /// # Safety
 /// `p` must be a live `ctx_t *`; it is dead afterwards.
-pub(crate) unsafe fn ctx_from_raw(p: NonNull<ctx_t>) -> Context {
+pub unsafe fn ctx_from_raw(p: NonNull<ctx_t>) -> Context {
     // SAFETY: as the caller promises.
-    unsafe { Context::from_raw(raw(p)) }
-}
-
-fn raw<T>(p: NonNull<T>) -> *const c_void {
-    p.as_ptr().cast_const().cast()
+    unsafe { Context::from_raw(p.as_ptr().cast_const().cast()) }
 }
 
 // Cancel handles ----------------------------------------------------------
 
-/// Set in a `ctx_cancel_t *` that holds a `CancelCauseFunc`.
-const CAUSE_TAG: usize = 1;
-
-/// What a `ctx_cancel_t *` holds.
-pub(crate) enum Cancel {
-    Plain(CancelFunc),
-    Cause(CancelCauseFunc),
+/// A new `ctx_cancel_t *` owning `cancel`'s reference.
+pub fn cancel_into_raw(cancel: AnyCancelFunc) -> *mut ctx_cancel_t {
+    cancel.into_raw().cast_mut().cast()
 }
 
-pub(crate) fn cancel_into_raw(cancel: Cancel) -> *mut ctx_cancel_t {
-    let (ptr, tag) = match cancel {
-        Cancel::Plain(f) => (f.into_raw(), 0),
-        Cancel::Cause(f) => (f.into_raw(), CAUSE_TAG),
-    };
-    debug_assert_eq!(ptr.addr() & CAUSE_TAG, 0, "the core's raw pointers are aligned");
-    ptr.cast_mut().map_addr(|a| a | tag).cast()
-}
-
+/// The cancel function behind a live `ctx_cancel_t *`, leaving its
+/// reference in place; [`Borrowed::retain`] gives one of one's own.
+///
 /// # Safety
-/// `p` must be a `ctx_cancel_t *` the caller owns; with `take`, its
-/// reference is taken over and `p` is dead afterwards.
-unsafe fn cancel_decode(p: NonNull<ctx_cancel_t>) -> Cancel {
-    let tagged = p.as_ptr();
-    let untagged = raw(p).map_addr(|a| a & !CAUSE_TAG);
-    // SAFETY: the pointer without its tag is what `into_raw` returned for
-    // the kind the tag records.
-    unsafe {
-        if tagged.addr() & CAUSE_TAG != 0 {
-            Cancel::Cause(CancelCauseFunc::from_raw(untagged))
-        } else {
-            Cancel::Plain(CancelFunc::from_raw(untagged))
-        }
-    }
+/// `p` must be a `ctx_cancel_t *` that the caller still owns, and must stay
+/// so while the result is used.
+pub unsafe fn cancel_borrow(p: NonNull<ctx_cancel_t>) -> Borrowed<AnyCancelFunc> {
+    // SAFETY: `p` came from `cancel_into_raw`, as the caller promises.
+    Borrowed(unsafe { AnyCancelFunc::borrow_raw(p.as_ptr().cast_const().cast()) })
 }
 
-/// # Safety
-/// `p` must be a `ctx_cancel_t *` that the caller still owns.
-pub(crate) unsafe fn cancel_borrow(p: NonNull<ctx_cancel_t>) -> Borrowed<Cancel> {
-    // SAFETY: as the caller promises; ManuallyDrop leaves the count alone.
-    Borrowed(ManuallyDrop::new(unsafe { cancel_decode(p) }))
-}
-
+/// Takes back the reference a `ctx_cancel_t *` owns.
+///
 /// # Safety
 /// `p` must be a live `ctx_cancel_t *`; it is dead afterwards.
-pub(crate) unsafe fn cancel_from_raw(p: NonNull<ctx_cancel_t>) -> Cancel {
+pub unsafe fn cancel_from_raw(p: NonNull<ctx_cancel_t>) -> AnyCancelFunc {
     // SAFETY: as the caller promises.
-    unsafe { cancel_decode(p) }
+    unsafe { AnyCancelFunc::from_raw(p.as_ptr().cast_const().cast()) }
+}
+
+// Keys ----------------------------------------------------------------------
+
+/// A new `ctx_key_t *` owning `key` (released with `ctx_key_release` or
+/// [`key_from_raw`]).
+pub fn key_into_raw(key: Key<ForeignValue>) -> *mut ctx_key_t {
+    box_into_raw(key)
+}
+
+/// The key behind a live `ctx_key_t *`.
+///
+/// # Safety
+/// `p` must be a live `ctx_key_t *`, not released before `'a` ends.
+pub unsafe fn key_borrow<'a>(p: NonNull<ctx_key_t>) -> &'a Key<ForeignValue> {
+    // SAFETY: as the caller promises.
+    unsafe { box_borrow(p) }
+}
+
+/// Takes back the key a `ctx_key_t *` owns.
+///
+/// # Safety
+/// `p` must be a live `ctx_key_t *`; it is dead afterwards.
+pub unsafe fn key_from_raw(p: NonNull<ctx_key_t>) -> Key<ForeignValue> {
+    // SAFETY: as the caller promises.
+    unsafe { box_from_raw(p) }
 }
 
 // Boxed handles -----------------------------------------------------------
@@ -185,7 +211,7 @@ pub(crate) trait Boxed {
 }
 
 impl Boxed for ctx_key_t {
-    type Target = Key<CValue>;
+    type Target = Key<ForeignValue>;
 }
 
 impl Boxed for ctx_fd_t {
@@ -212,4 +238,30 @@ pub(crate) unsafe fn box_borrow<'a, H: Boxed>(p: NonNull<H>) -> &'a H::Target {
 pub(crate) unsafe fn box_from_raw<H: Boxed>(p: NonNull<H>) -> H::Target {
     // SAFETY: `p` is the pointer `Box::into_raw` returned, taken back once.
     *unsafe { Box::from_raw(p.cast::<H::Target>().as_ptr()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_round_trip_through_pointers() {
+        let (ctx, cancel) = polyctx::with_cancel_cause(&Context::background());
+        let c = NonNull::new(ctx_into_raw(ctx.clone())).unwrap();
+        let k = NonNull::new(cancel_into_raw(cancel.into())).unwrap();
+        // SAFETY: live handles made just above, each taken back once.
+        unsafe {
+            assert!(ctx_borrow(c).same(&ctx));
+            assert!(cancel_borrow(k).takes_cause());
+            cancel_from_raw(k).cancel();
+            assert!(ctx_from_raw(c).is_done());
+        }
+        let key = Key::new("k");
+        let raw = NonNull::new(key_into_raw(key.clone())).unwrap();
+        // SAFETY: as above.
+        unsafe {
+            assert!(*key_borrow(raw) == key);
+            assert!(key_from_raw(raw) == key);
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! The C ABI of polyctx: `libctx.so`, `libctx.a` and `include/ctx.h`.
 //!
 //! This crate translates; the core decides. Each function converts its
-//! arguments (the `handle` module owns every pointer conversion), calls the
-//! core, and converts the result. Every body runs inside
+//! arguments (the public [`handle`] module owns every pointer conversion,
+//! and is what other crates in the process use to hand handles to C and
+//! take them back), calls the core, and converts the result. Every body runs inside
 //! [`status::boundary`], so a panic returns `CTX_EPANIC` instead of
 //! unwinding into C, and every pointer argument goes through [`status::arg!`].
 //! The doc comments of the exported items are copied into `include/ctx.h` by
@@ -24,4 +25,4 @@ mod notify;
 
 mod status;
 
-mod handle;
+pub mod handle;

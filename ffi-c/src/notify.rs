@@ -4,7 +4,7 @@
 use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
-use polyctx::{Registration, WakeFd};
+use polyctx::{ForeignPtr, Registration, WakeFd};
 
 use crate::handle::{self, ctx_after_func_t, ctx_fd_t, ctx_t};
 use crate::status::{arg, boundary, ctx_status_t, put};
@@ -19,10 +19,13 @@ pub(crate) struct DoneFd {
 
 /// Makes a file descriptor that becomes readable when `ctx` is done, and
 /// stays readable (level-triggered), so that an event loop (`poll`, `epoll`,
-/// libuv...) can wait for cancellation and its sockets together. It is an
-/// `eventfd` (Linux): add it for `POLLIN`/`EPOLLIN`; **never read from it**
-/// (that would consume the notification) nor close it yourself. Once it is
-/// readable, `ctx_err` and `ctx_cause` say why.
+/// kqueue, libuv...) can wait for cancellation and its sockets together. It
+/// is an `eventfd` on Linux and the read end of a non-blocking pipe on other
+/// Unix systems (and on Linux in a build with the core's `pipe-wake`
+/// feature, which the tests use to check that path). Either way: add it for
+/// `POLLIN`/`EPOLLIN`; **never read from it** (that would consume the
+/// notification) nor close it yourself. Once it is readable, `ctx_err` and
+/// `ctx_cause` say why.
 ///
 /// On `CTX_OK`, `*out` owns the descriptor: get its number with
 /// `ctx_fd_get` and close it with `ctx_fd_close`. If `ctx` is already done
@@ -33,8 +36,8 @@ pub(crate) struct DoneFd {
 /// It is made readable on the thread that cancels `ctx` (inside
 /// `ctx_cancel`, or on polyctx's timer thread for a deadline), a single
 /// 8-byte `write`. Errors: `CTX_EINVAL` if a pointer is NULL; `CTX_ESYS`
-/// (with `errno` set by `eventfd`, e.g. `EMFILE`) if no descriptor could be
-/// made. Threads: any; each call makes a new descriptor.
+/// (with `errno` set by `eventfd` or `pipe`, e.g. `EMFILE`) if no descriptor
+/// could be made. Threads: any; each call makes a new descriptor.
 #[no_mangle]
 pub extern "C" fn ctx_done_fd(ctx: *const ctx_t, out: *mut *mut ctx_fd_t) -> ctx_status_t {
     boundary(|| {
@@ -79,48 +82,67 @@ pub extern "C" fn ctx_fd_close(fd: *mut ctx_fd_t) {
     })
 }
 
-/// A C function and its argument, sent to the thread that will call it.
+/// A C function and its argument, sent to the thread that will call it. The
+/// argument's finalizer runs when this is dropped: after `f`, or, if `f`
+/// never runs, wherever the pending call is dropped.
 struct Call {
     f: unsafe extern "C" fn(*mut c_void),
-    userdata: *mut c_void,
+    userdata: ForeignPtr,
 }
-
-// SAFETY: the header says `f` runs on its own thread and that `userdata` must
-// be usable there.
-unsafe impl Send for Call {}
 
 impl Call {
     fn run(self) {
         // SAFETY: the caller of `ctx_after_func` asked for exactly this call.
-        unsafe { (self.f)(self.userdata) }
+        unsafe { (self.f)(self.userdata.as_ptr()) }
     }
 }
 
 /// Arranges for `fn(userdata)` to be called once, on a new thread of its own,
 /// after `ctx` is done (Go's `AfterFunc`); if `ctx` is already done, the
-/// thread starts at once. On a context that can never be done, `fn` never
-/// runs. Each call is independent.
+/// thread starts at once. Each call is independent. `fn` may block and may
+/// call any ctx_ function. If no thread can be started, `fn` runs on the
+/// thread that cancels `ctx` instead.
 ///
-/// `fn` may block and may call any ctx_ function. If no thread can be
-/// started, `fn` runs on the thread that cancels `ctx` instead. `userdata`
-/// is passed along untouched: it is `fn`'s to free once `fn` runs, and yours
-/// again if `ctx_after_func_stop` reports that it stopped `fn`.
+/// `userdata` is passed along untouched. `finalizer`, if not NULL, is called
+/// with `userdata` exactly once, whatever happens:
+/// - `fn` ran: right after `fn` returns, on `fn`'s thread;
+/// - `ctx_after_func_stop` kept `fn` from running: inside that call, before
+///   it returns;
+/// - `ctx` can never be done (it descends from `ctx_background()` through
+///   no cancelable context, or through `ctx_without_cancel`): `fn` never
+///   runs, and the finalizer runs in `ctx_after_func_release`.
 ///
-/// A pending `fn` keeps the part of `ctx` that signals done alive until it
-/// runs or is stopped (as in Go, a context never canceled and never stopped
-/// keeps it for ever). On `CTX_OK`, `*out` owns the handle; release it with
-/// `ctx_after_func_release`. Errors: `CTX_EINVAL` if `ctx`, `fn` or `out` is
-/// NULL (`userdata` may be NULL). Threads: any.
+/// So with a finalizer, free `userdata` there and nowhere else. Without one,
+/// `userdata` is `fn`'s to free once it runs, and yours again if
+/// `ctx_after_func_stop` reports that it stopped `fn`.
+///
+/// Releasing the handle does not stop a pending `fn` (as in Go): it runs,
+/// then the finalizer, when `ctx` is done. A pending `fn` keeps the part of
+/// `ctx` that signals done alive until it runs or is stopped, so a context
+/// that is never canceled and has no deadline keeps it, and `userdata`, for
+/// ever: if the context may not be canceled, stop `fn` before releasing.
+///
+/// On `CTX_OK`, `*out` owns the handle; release it with
+/// `ctx_after_func_release`. On any other status nothing was registered and
+/// neither `fn` nor `finalizer` is called: `userdata` is still yours.
+/// Errors: `CTX_EINVAL` if `ctx`, `fn` or `out` is NULL (`userdata` and
+/// `finalizer` may be NULL). Threads: any.
 #[no_mangle]
 pub extern "C" fn ctx_after_func(
     ctx: *const ctx_t,
     r#fn: Option<unsafe extern "C" fn(*mut c_void)>,
     userdata: *mut c_void,
+    finalizer: Option<unsafe extern "C" fn(*mut c_void)>,
     out: *mut *mut ctx_after_func_t,
 ) -> ctx_status_t {
     boundary(|| {
         let (ctx, f, out) = (arg!(ctx), arg!(r#fn), arg!(out));
-        let call = Call { f, userdata };
+        // SAFETY: the header's contract: `finalizer(userdata)` may be called
+        // once from any thread, and `userdata` may be used on `fn`'s thread.
+        let call = Call {
+            f,
+            userdata: unsafe { ForeignPtr::new(userdata, finalizer) },
+        };
         // SAFETY: the caller owns `ctx`.
         let ctx = unsafe { handle::ctx_borrow(ctx) };
         let after = polyctx::after_func(&ctx, move || call.run());
@@ -130,9 +152,10 @@ pub extern "C" fn ctx_after_func(
 }
 
 /// Stops `fn` from running (Go's `stop`). Sets `*stopped` to true if this
-/// call kept `fn` from being started (`userdata` is yours again); false if
-/// `fn` has already been started (it may still be running: this does not
-/// wait for it) or was stopped before. Releases nothing.
+/// call kept `fn` from being started (the finalizer has then run, or, with
+/// none, `userdata` is yours again); false if `fn` has already been started
+/// (it may still be running: this does not wait for it) or was stopped
+/// before. Releases nothing.
 ///
 /// Errors: `CTX_EINVAL` if a pointer is NULL. Threads: any, concurrently.
 #[no_mangle]
@@ -147,8 +170,9 @@ pub extern "C" fn ctx_after_func_stop(after: *mut ctx_after_func_t, stopped: *mu
 }
 
 /// Releases the handle. **Does not stop `fn`**: it still runs when the
-/// context is done, as in Go, where dropping `stop` changes nothing. NULL is
-/// ignored. Releasing twice is undefined behaviour. Threads: any, once.
+/// context is done, as in Go, where dropping `stop` changes nothing (see
+/// `ctx_after_func` for when the finalizer runs). NULL is ignored.
+/// Releasing twice is undefined behaviour. Threads: any, once.
 #[no_mangle]
 pub extern "C" fn ctx_after_func_release(after: *mut ctx_after_func_t) {
     boundary(|| {

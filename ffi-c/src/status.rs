@@ -8,10 +8,14 @@ use std::ptr::NonNull;
 /// The result of a fallible call. `CTX_OK` is 0; every other value is an
 /// error whose number is never reused for another meaning. Out-parameters are
 /// written only when a call returns `CTX_OK`. `ctx_strerror` describes each.
+///
+/// Status codes are below 100 and context errors (`ctx_err_t`) 100 and up,
+/// so one can never be mistaken for the other: `ctx_strerror` describes
+/// both, and `ctx_err_string` describes a `ctx_err_t` in Go's words.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ctx_status_t {
-    /// Success. For `ctx_wait`: the context is done.
+    /// Success. For `ctx_wait` and `ctx_wait_until`: the context is done.
     CTX_OK = 0,
     /// A required pointer argument is NULL, or an argument is malformed.
     CTX_EINVAL = 1,
@@ -19,7 +23,7 @@ pub enum ctx_status_t {
     /// that cannot record a cause (from `ctx_with_cancel`, `ctx_with_timeout`
     /// or `ctx_with_deadline`, as Go's `CancelFunc` takes no cause).
     CTX_EKIND = 2,
-    /// `ctx_wait`: the timeout passed before the context was done.
+    /// `ctx_wait`, `ctx_wait_until`: the time ran out before the context was done.
     CTX_ETIMEDOUT = 3,
     /// A size is too large to be represented (`ctx_with_value_bytes`).
     CTX_ERANGE = 4,
@@ -39,19 +43,23 @@ pub enum ctx_status_t {
     CTX_ENOTDONE = 9,
 }
 
-/// Why a context is done, as returned by `ctx_err`.
+/// Why a context is done, as returned by `ctx_err`. Zero while it is not,
+/// so `if (ctx_err(ctx))` reads "if done". The other values start at 100,
+/// apart from every `ctx_status_t`. (Early builds numbered them 1, 2 and 3,
+/// which were status codes too: rebuild code compiled against such a ctx.h.)
+/// `ctx_err_string` gives Go's text for each.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ctx_err_t {
     /// The context is not done.
     CTX_ERR_NONE = 0,
     /// Canceled: by its cancel handle or an ancestor's (Go's `context.Canceled`).
-    CTX_ERR_CANCELED = 1,
+    CTX_ERR_CANCELED = 100,
     /// Its deadline, or an ancestor's, passed (Go's `context.DeadlineExceeded`).
-    CTX_ERR_DEADLINE_EXCEEDED = 2,
+    CTX_ERR_DEADLINE_EXCEEDED = 101,
     /// `ctx_err` was given NULL (or panicked). Not zero, so code that tests
     /// `ctx_err(ctx) != CTX_ERR_NONE` stops its work rather than run on.
-    CTX_ERR_INVALID = 3,
+    CTX_ERR_INVALID = 102,
 }
 
 impl From<Option<polyctx::Error>> for ctx_err_t {
@@ -64,9 +72,9 @@ impl From<Option<polyctx::Error>> for ctx_err_t {
     }
 }
 
-fn describe(status: c_int) -> &'static CStr {
+const STATUSES: [ctx_status_t; 10] = {
     use ctx_status_t::*;
-    const ALL: [ctx_status_t; 10] = [
+    [
         CTX_OK,
         CTX_EINVAL,
         CTX_EKIND,
@@ -77,11 +85,23 @@ fn describe(status: c_int) -> &'static CStr {
         CTX_ENOTFOUND,
         CTX_ENODEADLINE,
         CTX_ENOTDONE,
-    ];
-    let Some(known) = ALL.into_iter().find(|s| *s as i32 == status) else {
-        return c"unknown ctx status";
-    };
-    match known {
+    ]
+};
+
+const ERRORS: [ctx_err_t; 4] = {
+    use ctx_err_t::*;
+    [
+        CTX_ERR_NONE,
+        CTX_ERR_CANCELED,
+        CTX_ERR_DEADLINE_EXCEEDED,
+        CTX_ERR_INVALID,
+    ]
+};
+
+fn describe_status(status: c_int) -> Option<&'static CStr> {
+    use ctx_status_t::*;
+    let known = STATUSES.into_iter().find(|s| *s as c_int == status)?;
+    Some(match known {
         CTX_OK => c"success",
         CTX_EINVAL => c"invalid argument (NULL pointer or malformed value)",
         CTX_EKIND => c"wrong kind of handle for this call",
@@ -92,7 +112,19 @@ fn describe(status: c_int) -> &'static CStr {
         CTX_ENOTFOUND => c"no value for this key",
         CTX_ENODEADLINE => c"the context has no deadline",
         CTX_ENOTDONE => c"the context is not done",
-    }
+    })
+}
+
+/// Go's `Error()` text for the two errors a context can have.
+fn describe_err(err: c_int) -> Option<&'static CStr> {
+    use ctx_err_t::*;
+    let known = ERRORS.into_iter().find(|e| *e as c_int == err)?;
+    Some(match known {
+        CTX_ERR_NONE => c"the context is not done",
+        CTX_ERR_CANCELED => c"context canceled",
+        CTX_ERR_DEADLINE_EXCEEDED => c"context deadline exceeded",
+        CTX_ERR_INVALID => c"invalid context (NULL)",
+    })
 }
 
 /// How a C-facing return type reports the two failures every call can have.
@@ -234,12 +266,29 @@ pub(crate) fn put<T>(out: NonNull<T>, value: T) {
     unsafe { out.as_ptr().write(value) }
 }
 
-/// A static, NUL-terminated description of a status code, for messages;
-/// "unknown ctx status" for a number that is not one. Never NULL; never free
-/// it. Threads: any.
+/// A static, NUL-terminated description of a `ctx_status_t`, for messages;
+/// "unknown ctx status" for a number that is not one. Given a `ctx_err_t`
+/// (a number of its own, 100 or more), it describes that as
+/// `ctx_err_string` does, so `ctx_strerror(ctx_err(c))` is not misleading;
+/// but 0 reads as "success" either way. Never NULL; never free it.
+/// Threads: any.
 #[no_mangle]
 pub extern "C" fn ctx_strerror(status: c_int) -> *const c_char {
-    boundary(|| describe(status).as_ptr())
+    boundary(|| {
+        let text = describe_status(status).or_else(|| describe_err(status).filter(|_| status != 0));
+        text.unwrap_or(c"unknown ctx status").as_ptr()
+    })
+}
+
+/// Go's text for a `ctx_err_t` (its `Error()`): "context canceled" or
+/// "context deadline exceeded"; "the context is not done" for
+/// `CTX_ERR_NONE`, "invalid context (NULL)" for `CTX_ERR_INVALID`, and
+/// "unknown ctx error" for a number that is none of them (a status code,
+/// say). A static string: never NULL, never free it. `err` is an `int` so
+/// that any number is safe to pass. Threads: any.
+#[no_mangle]
+pub extern "C" fn ctx_err_string(err: c_int) -> *const c_char {
+    boundary(|| describe_err(err).unwrap_or(c"unknown ctx error").as_ptr())
 }
 
 /// The library's version, "MAJOR.MINOR.PATCH": a static string, never NULL.
@@ -268,13 +317,39 @@ mod tests {
         assert!(p.is_null());
     }
 
+    fn text(p: *const c_char) -> &'static str {
+        // SAFETY: both functions return static NUL-terminated strings.
+        unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+    }
+
     #[test]
-    fn every_status_has_its_own_text() {
-        let texts: Vec<_> = (0..10).map(describe).collect();
+    fn every_code_has_its_own_text_and_the_spaces_are_apart() {
+        let statuses: Vec<c_int> = STATUSES.iter().map(|s| *s as c_int).collect();
+        let errors: Vec<c_int> = ERRORS.iter().map(|e| *e as c_int).collect();
+        assert!(statuses.iter().all(|s| (0..100).contains(s)));
+        assert!(errors[1..].iter().all(|e| *e >= 100), "only CTX_ERR_NONE is 0");
+        let texts: Vec<_> = statuses
+            .iter()
+            .chain(&errors[1..])
+            .map(|&n| text(ctx_strerror(n)))
+            .collect();
         for (i, t) in texts.iter().enumerate() {
-            assert!(!texts[..i].contains(t), "{t:?} twice");
+            assert!(!texts[..i].contains(t) && *t != "unknown ctx status", "{t:?}");
         }
-        assert_eq!(describe(10), c"unknown ctx status");
-        assert_eq!(describe(-1), c"unknown ctx status");
+        assert_eq!(
+            text(ctx_strerror(ctx_err_t::CTX_ERR_CANCELED as c_int)),
+            "context canceled"
+        );
+        assert_eq!(
+            text(ctx_err_string(ctx_err_t::CTX_ERR_DEADLINE_EXCEEDED as c_int)),
+            "context deadline exceeded"
+        );
+        assert_eq!(
+            text(ctx_err_string(ctx_status_t::CTX_EINVAL as c_int)),
+            "unknown ctx error"
+        );
+        for n in [-1, 10, 99, 103] {
+            assert_eq!(text(ctx_strerror(n)), "unknown ctx status");
+        }
     }
 }

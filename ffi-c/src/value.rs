@@ -4,39 +4,20 @@
 use std::ffi::{c_char, c_void, CStr};
 use std::ptr::NonNull;
 
-use polyctx::Key;
+use polyctx::{ForeignBytes, ForeignPtr, ForeignValue, Key};
 
 use crate::handle::{self, ctx_key_t, ctx_t};
 use crate::status::{arg, boundary, ctx_status_t, put};
 
-/// A value stored from C.
-pub(crate) enum CValue {
-    /// The bytes, then a NUL that is not part of the value, so that a stored
-    /// string reads back as a C string.
-    Bytes(Box<[u8]>),
-    Foreign(Foreign),
-}
-
-/// A C pointer and the destructor that `Drop` calls exactly once.
-pub(crate) struct Foreign {
-    ptr: *mut c_void,
-    dtor: Option<unsafe extern "C" fn(*mut c_void)>,
-}
-
-// SAFETY: the header requires pointers stored with `ctx_with_value` to be
-// usable from any thread, and their destructor to be callable from any thread.
-unsafe impl Send for Foreign {}
-// SAFETY: as for `Send`; polyctx itself never dereferences `ptr`.
-unsafe impl Sync for Foreign {}
-
-impl Drop for Foreign {
-    fn drop(&mut self) {
-        if let Some(dtor) = self.dtor {
-            // SAFETY: the caller of `ctx_with_value` handed `ptr` and
-            // `dtor` over to be called once, when the value is dropped.
-            unsafe { dtor(self.ptr) }
-        }
-    }
+/// What `ctx_value` found: which of the two ways the value was stored.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ctx_value_kind_t {
+    /// Bytes copied by `ctx_with_value_bytes` (possibly none).
+    CTX_VALUE_BYTES = 1,
+    /// A pointer stored by `ctx_with_value` (possibly NULL), or by another
+    /// language through the same key (Python stores its objects' `PyObject *`).
+    CTX_VALUE_POINTER = 2,
 }
 
 /// Makes a new key, distinct from every other key whatever its name. `name`
@@ -50,7 +31,7 @@ pub extern "C" fn ctx_key_new(name: *const c_char, out: *mut *mut ctx_key_t) -> 
         let (name, out) = (arg!(name), arg!(out));
         // SAFETY: `name` is a NUL-terminated string (header contract).
         let name = unsafe { CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
-        put(out, handle::box_into_raw(Key::<CValue>::new(name)));
+        put(out, handle::key_into_raw(Key::new(name)));
         ctx_status_t::CTX_OK
     })
 }
@@ -64,7 +45,7 @@ pub extern "C" fn ctx_key_release(key: *mut ctx_key_t) {
     boundary(|| {
         let key = arg!(key);
         // SAFETY: the caller gives up the key it owns.
-        drop(unsafe { handle::box_from_raw(key) });
+        drop(unsafe { handle::key_from_raw(key) });
     })
 }
 
@@ -99,12 +80,9 @@ pub extern "C" fn ctx_with_value_bytes(
             // read only during this call.
             unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), len) }
         };
-        let mut copy = Vec::with_capacity(len + 1);
-        copy.extend_from_slice(bytes);
-        copy.push(0);
-        let value = CValue::Bytes(copy.into_boxed_slice());
+        let value = ForeignValue::Bytes(ForeignBytes::new(bytes));
         // SAFETY: the caller owns `parent` and `key`.
-        let (parent, key) = unsafe { (handle::ctx_borrow(parent), handle::box_borrow(key)) };
+        let (parent, key) = unsafe { (handle::ctx_borrow(parent), handle::key_borrow(key)) };
         put(out, handle::ctx_into_raw(polyctx::with_value(&parent, key, value)));
         ctx_status_t::CTX_OK
     })
@@ -140,8 +118,10 @@ pub extern "C" fn ctx_with_value(
     boundary(|| {
         let (parent, key, out) = (arg!(parent), arg!(key), arg!(out));
         // SAFETY: the caller owns `parent` and `key`.
-        let (parent, key) = unsafe { (handle::ctx_borrow(parent), handle::box_borrow(key)) };
-        let value = CValue::Foreign(Foreign { ptr, dtor });
+        let (parent, key) = unsafe { (handle::ctx_borrow(parent), handle::key_borrow(key)) };
+        // SAFETY: the header's contract for `ptr` and `dtor` is `new`'s:
+        // `dtor(ptr)` may run once on any thread, and `ptr` is shareable.
+        let value = ForeignValue::Pointer(unsafe { ForeignPtr::new(ptr, dtor) });
         put(out, handle::ctx_into_raw(polyctx::with_value(&parent, key, value)));
         ctx_status_t::CTX_OK
     })
@@ -151,11 +131,16 @@ pub extern "C" fn ctx_with_value(
 /// that has one (Go's `Value`). Walks up the tree; never blocks.
 ///
 /// On `CTX_OK`, `*data` is borrowed from the context, valid while you hold a
-/// reference to `ctx`: for bytes, a pointer to the copy, followed by a NUL
-/// that `*len` does not count (so a stored string is a C string); for a
-/// pointer value, the pointer itself, with `*len` set to 0. `len` may be
-/// NULL. Returns `CTX_ENOTFOUND` (writing nothing) if no value is stored
-/// under `key`, including for values stored by another language.
+/// reference to `ctx`, and `*kind` (unless `kind` is NULL) says which it is:
+/// - `CTX_VALUE_BYTES`: a pointer to the copy, followed by a NUL that `*len`
+///   does not count (so a stored string is a C string); never NULL, even
+///   for an empty value.
+/// - `CTX_VALUE_POINTER`: the pointer itself (maybe NULL), `*len` set to 0.
+///   A value Python stored under the key (a `polyctx.Key` is a `ctx_key_t *`)
+///   reads as its `PyObject *`, borrowed from the context.
+///
+/// `len` may be NULL. Returns `CTX_ENOTFOUND` (writing nothing) if no value
+/// is stored under `key`.
 ///
 /// Errors: `CTX_EINVAL` if `ctx`, `key` or `data` is NULL. Threads: any.
 #[no_mangle]
@@ -164,21 +149,25 @@ pub extern "C" fn ctx_value(
     key: *const ctx_key_t,
     data: *mut *const c_void,
     len: *mut usize,
+    kind: *mut ctx_value_kind_t,
 ) -> ctx_status_t {
     boundary(|| {
         let (ctx, key, data) = (arg!(ctx), arg!(key), arg!(data));
         // SAFETY: the caller owns `ctx` and `key`.
-        let (ctx, key) = unsafe { (handle::ctx_borrow(ctx), handle::box_borrow(key)) };
+        let (ctx, key) = unsafe { (handle::ctx_borrow(ctx), handle::key_borrow(key)) };
         let Some(value) = ctx.value(key) else {
             return ctx_status_t::CTX_ENOTFOUND;
         };
-        let (ptr, n) = match value {
-            CValue::Bytes(b) => (b.as_ptr().cast::<c_void>(), b.len() - 1),
-            CValue::Foreign(f) => (f.ptr.cast_const(), 0),
+        let (ptr, n, k) = match value {
+            ForeignValue::Bytes(b) => (b.as_ptr().cast::<c_void>(), b.len(), ctx_value_kind_t::CTX_VALUE_BYTES),
+            ForeignValue::Pointer(p) => (p.as_ptr().cast_const(), 0, ctx_value_kind_t::CTX_VALUE_POINTER),
         };
         put(data, ptr);
         if let Some(len) = NonNull::new(len) {
             put(len, n);
+        }
+        if let Some(kind) = NonNull::new(kind) {
+            put(kind, k);
         }
         ctx_status_t::CTX_OK
     })

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <poll.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "signal.h"
@@ -37,6 +38,11 @@ static const char *cause_of(const ctx_t *ctx, int64_t *code) {
     static char buf[256];
     int s = ctx_cause(ctx, buf, sizeof buf, code, NULL);
     return s == CTX_OK ? buf : s == CTX_ENOTDONE ? "(live)" : "(error)";
+}
+
+static bool is_fifo(int fd) {
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
 static bool readable(int fd, int timeout_ms) {
@@ -126,6 +132,42 @@ static void test_retain_release(void) {
     CHECK(!ctx_is_done(q.ctx));
     drop(child);
     ctx_release(q.ctx);
+}
+
+/* Go's `defer cancel()` in one call, and what each release leaves alive. */
+static void test_cancel_and_release(void) {
+    pair_t p = with_cancel(ctx_background());
+    pair_t child = with_cancel(p.ctx);
+    ctx_t *watch = ctx_retain(p.ctx);
+    ctx_cancel_and_release(p.ctx, p.cancel);
+    CHECK(ctx_err(watch) == CTX_ERR_CANCELED);
+    CHECK(ctx_err(child.ctx) == CTX_ERR_CANCELED); /* descendants too */
+    ctx_release(watch);
+    drop(child);
+
+    /* Both NULL (a failed derive leaves them so): nothing happens. */
+    ctx_t *c = NULL;
+    ctx_cancel_t *k = NULL;
+    CHECK_STATUS(ctx_with_cancel(NULL, &c, &k), CTX_EINVAL);
+    ctx_cancel_and_release(c, k);
+    /* Only the cancel handle: cancels and releases it. */
+    pair_t q = with_cancel(ctx_background());
+    ctx_cancel_and_release(NULL, q.cancel);
+    CHECK(ctx_is_done(q.ctx));
+    ctx_cancel_and_release(q.ctx, NULL);
+
+    /* Releasing both handles without cancelling leaves a child that someone
+     * holds live, deadline and all, until the deadline passes. */
+    pair_t t;
+    REQUIRE_OK(ctx_with_timeout(ctx_background(), 3600 * SEC, &t.ctx, &t.cancel));
+    pair_t held = with_cancel(t.ctx);
+    ctx_cancel_release(t.cancel);
+    ctx_release(t.ctx);
+    int64_t dl = 0;
+    CHECK(!ctx_is_done(held.ctx));
+    CHECK_OK(ctx_deadline(held.ctx, &dl));
+    CHECK(dl > ctx_now_ns() + 3000 * SEC);
+    drop(held);
 }
 
 static void test_cause(void) {
@@ -285,7 +327,7 @@ static void test_without_cancel(void) {
     CHECK_STATUS(ctx_deadline(w, &dl), CTX_ENODEADLINE);
     CHECK_STATUS(ctx_cause(w, NULL, 0, NULL, NULL), CTX_ENOTDONE);
     const void *data = NULL;
-    CHECK_OK(ctx_value(w, key, &data, NULL));
+    CHECK_OK(ctx_value(w, key, &data, NULL, NULL));
     CHECK_STR((const char *)data, "val");
     ctx_release(w);
     ctx_release(v);
@@ -314,23 +356,25 @@ static void test_values(void) {
 
     const void *data = NULL;
     size_t len = 0;
-    CHECK_OK(ctx_value(c.ctx, trace, &data, &len)); /* through a cancel node */
-    CHECK(len == 7);
+    ctx_value_kind_t kind = 0;
+    CHECK_OK(ctx_value(c.ctx, trace, &data, &len, &kind)); /* through a cancel node */
+    CHECK(len == 7 && kind == CTX_VALUE_BYTES);
     CHECK_STR((const char *)data, "abc-123");       /* NUL-terminated copy */
-    CHECK_OK(ctx_value(b, trace, &data, &len));
+    CHECK_OK(ctx_value(b, trace, &data, &len, NULL));
     CHECK(len == 8 && memcmp(data, "shadow\0x", 9) == 0); /* binary, then the NUL */
     const void *untouched = &len;
     data = untouched;
-    CHECK_STATUS(ctx_value(b, user, &data, &len), CTX_ENOTFOUND);
-    CHECK_STATUS(ctx_value(b, twin, &data, &len), CTX_ENOTFOUND);
-    CHECK(data == untouched);
-    CHECK_STATUS(ctx_value(ctx_background(), trace, &data, NULL), CTX_ENOTFOUND);
+    kind = 0;
+    CHECK_STATUS(ctx_value(b, user, &data, &len, &kind), CTX_ENOTFOUND);
+    CHECK_STATUS(ctx_value(b, twin, &data, &len, &kind), CTX_ENOTFOUND);
+    CHECK(data == untouched && kind == 0);
+    CHECK_STATUS(ctx_value(ctx_background(), trace, &data, NULL, NULL), CTX_ENOTFOUND);
 
     /* Empty values: NULL data is fine when len is 0. */
     ctx_t *e;
     CHECK_OK(ctx_with_value_bytes(b, user, NULL, 0, &e));
-    CHECK_OK(ctx_value(e, user, &data, &len));
-    CHECK(len == 0 && ((const char *)data)[0] == '\0');
+    CHECK_OK(ctx_value(e, user, &data, &len, &kind));
+    CHECK(len == 0 && kind == CTX_VALUE_BYTES && ((const char *)data)[0] == '\0');
     ctx_release(e);
     CHECK_STATUS(ctx_with_value_bytes(b, user, NULL, 1, &e), CTX_EINVAL);
     CHECK_STATUS(ctx_with_value_bytes(b, user, "x", (size_t)PTRDIFF_MAX + 1, &e), CTX_ERANGE);
@@ -341,16 +385,16 @@ static void test_values(void) {
     atomic_store(&dtor_calls, 0);
     CHECK_OK(ctx_with_value(b, user, &principal, count_dtor, &p));
     pair_t below = with_cancel(p);
-    CHECK_OK(ctx_value(below.ctx, user, &data, &len));
-    CHECK(data == &principal && len == 0);
+    CHECK_OK(ctx_value(below.ctx, user, &data, &len, &kind));
+    CHECK(data == &principal && len == 0 && kind == CTX_VALUE_POINTER);
     ctx_release(p);
     CHECK(atomic_load(&dtor_calls) == 0); /* `below` still holds it */
     drop(below);
     CHECK(atomic_load(&dtor_calls) == 1 && dtor_last == &principal);
     /* No destructor, NULL pointer: both allowed. */
     CHECK_OK(ctx_with_value(b, user, NULL, NULL, &p));
-    CHECK_OK(ctx_value(p, user, &data, &len));
-    CHECK(data == NULL);
+    CHECK_OK(ctx_value(p, user, &data, &len, &kind));
+    CHECK(data == NULL && len == 0 && kind == CTX_VALUE_POINTER); /* not an empty string */
     ctx_release(p);
     /* A failed call stores nothing and never calls the destructor. */
     CHECK_STATUS(ctx_with_value(b, NULL, &principal, count_dtor, &p), CTX_EINVAL);
@@ -379,6 +423,11 @@ static void test_done_fd(void) {
     CHECK_OK(ctx_done_fd(p.ctx, &fd));
     CHECK_OK(ctx_done_fd(p.ctx, &fd2));
     CHECK(ctx_fd_get(fd) >= 0 && ctx_fd_get(fd) != ctx_fd_get(fd2));
+#ifdef CTX_TEST_PIPE_WAKE
+    CHECK(is_fifo(ctx_fd_get(fd))); /* the path other systems take */
+#elif defined(__linux__)
+    CHECK(!is_fifo(ctx_fd_get(fd))); /* an eventfd */
+#endif
     CHECK(!readable(ctx_fd_get(fd), 0));
     CHECK(!readable(ctx_fd_get(fd), 20));
     CHECK_OK(ctx_cancel(p.cancel));
@@ -434,7 +483,7 @@ static void test_after_func(void) {
 
     /* Runs once, after the context is done; stop then reports false. */
     ctx_after_func_t *a;
-    CHECK_OK(ctx_after_func(p.ctx, after_fn, &s, &a));
+    CHECK_OK(ctx_after_func(p.ctx, after_fn, &s, NULL, &a));
     CHECK(signal_count(&s.ran) == 0);
     CHECK_OK(ctx_cancel(p.cancel));
     CHECK(signal_wait(&s.ran, 1, 10 * SEC));
@@ -445,7 +494,7 @@ static void test_after_func(void) {
     ctx_after_func_release(a);
 
     /* On a done context it starts at once. */
-    CHECK_OK(ctx_after_func(p.ctx, after_fn, &s, &a));
+    CHECK_OK(ctx_after_func(p.ctx, after_fn, &s, NULL, &a));
     CHECK(signal_wait(&s.ran, 2, 10 * SEC));
     ctx_after_func_release(a);
     drop(p);
@@ -453,14 +502,14 @@ static void test_after_func(void) {
     /* Stopped before the context is done: never runs. */
     pair_t q = with_cancel(ctx_background());
     s.ctx = q.ctx;
-    CHECK_OK(ctx_after_func(q.ctx, after_fn, &s, &a));
+    CHECK_OK(ctx_after_func(q.ctx, after_fn, &s, NULL, &a));
     CHECK_OK(ctx_after_func_stop(a, &stopped));
     CHECK(stopped);
     CHECK_OK(ctx_after_func_stop(a, &stopped));
     CHECK(!stopped); /* already stopped */
     ctx_after_func_release(a);
     /* Released without stopping: still runs. */
-    CHECK_OK(ctx_after_func(q.ctx, after_fn, &s, &a));
+    CHECK_OK(ctx_after_func(q.ctx, after_fn, &s, NULL, &a));
     ctx_after_func_release(a);
     CHECK_OK(ctx_cancel(q.cancel));
     CHECK(signal_wait(&s.ran, 3, 10 * SEC));
@@ -468,11 +517,168 @@ static void test_after_func(void) {
     drop(q);
 
     /* On a context that is never done, stop reports it kept fn from running. */
-    CHECK_OK(ctx_after_func(ctx_background(), after_fn, &s, &a));
+    CHECK_OK(ctx_after_func(ctx_background(), after_fn, &s, NULL, &a));
     CHECK_OK(ctx_after_func_stop(a, &stopped));
     CHECK(stopped);
     ctx_after_func_release(a);
     signal_destroy(&s.ran);
+}
+
+/* after-func userdata with a finalizer: each is a malloc'd block that only
+ * the finalizer frees, so a missed call leaks (valgrind fails the run) and a
+ * second one is a double free (ASan does). */
+static signal_t fin_ran, fin_finalized;
+static atomic_int fin_after_run;
+
+typedef struct {
+    atomic_bool ran;
+} tracked_t;
+
+static tracked_t *tracked_new(void) {
+    tracked_t *t = malloc(sizeof *t);
+    if (!t) abort();
+    atomic_init(&t->ran, false);
+    return t;
+}
+
+static void tracked_fn(void *userdata) {
+    tracked_t *t = userdata;
+    atomic_store(&t->ran, true);
+    signal_bump(&fin_ran);
+}
+
+static void tracked_finalize(void *userdata) {
+    tracked_t *t = userdata;
+    if (atomic_load(&t->ran)) atomic_fetch_add(&fin_after_run, 1);
+    free(t);
+    signal_bump(&fin_finalized);
+}
+
+static void test_after_func_finalizer(void) {
+    signal_init(&fin_ran);
+    signal_init(&fin_finalized);
+    ctx_after_func_t *a;
+    bool stopped;
+
+    /* It ran: finalized right after, on its thread. */
+    pair_t p = with_cancel(ctx_background());
+    CHECK_OK(ctx_after_func(p.ctx, tracked_fn, tracked_new(), tracked_finalize, &a));
+    CHECK(signal_count(&fin_finalized) == 0);
+    CHECK_OK(ctx_cancel(p.cancel));
+    CHECK(signal_wait(&fin_finalized, 1, 10 * SEC));
+    CHECK(signal_count(&fin_ran) == 1 && atomic_load(&fin_after_run) == 1);
+    CHECK_OK(ctx_after_func_stop(a, &stopped));
+    CHECK(!stopped);
+    ctx_after_func_release(a);
+
+    /* Already done: runs at once, then finalized. */
+    CHECK_OK(ctx_after_func(p.ctx, tracked_fn, tracked_new(), tracked_finalize, &a));
+    ctx_after_func_release(a);
+    CHECK(signal_wait(&fin_finalized, 2, 10 * SEC));
+    CHECK(atomic_load(&fin_after_run) == 2);
+    drop(p);
+
+    /* Stopped: finalized inside ctx_after_func_stop, never run. */
+    pair_t q = with_cancel(ctx_background());
+    CHECK_OK(ctx_after_func(q.ctx, tracked_fn, tracked_new(), tracked_finalize, &a));
+    CHECK_OK(ctx_after_func_stop(a, &stopped));
+    CHECK(stopped && signal_count(&fin_finalized) == 3);
+    CHECK_OK(ctx_after_func_stop(a, &stopped));
+    CHECK(!stopped);
+    ctx_after_func_release(a);
+
+    /* Released while pending: still runs when the context is done, then
+     * finalized; not before. */
+    CHECK_OK(ctx_after_func(q.ctx, tracked_fn, tracked_new(), tracked_finalize, &a));
+    ctx_after_func_release(a);
+    CHECK(signal_count(&fin_finalized) == 3);
+    ctx_cancel_and_release(q.ctx, q.cancel);
+    CHECK(signal_wait(&fin_finalized, 4, 10 * SEC));
+    CHECK(signal_count(&fin_ran) == 3 && atomic_load(&fin_after_run) == 3);
+
+    /* A context that can never be done: released, finalized at once. */
+    ctx_t *never;
+    REQUIRE_OK(ctx_without_cancel(ctx_background(), &never));
+    ctx_t *roots[] = {ctx_background(), never};
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(ctx_after_func(roots[i], tracked_fn, tracked_new(), tracked_finalize, &a));
+        CHECK(signal_count(&fin_finalized) == 4 + i);
+        ctx_after_func_release(a);
+        CHECK(signal_count(&fin_finalized) == 5 + i);
+    }
+    ctx_release(never);
+
+    /* A failed call keeps nothing and calls nothing: userdata is still ours. */
+    tracked_t *mine = tracked_new();
+    CHECK_STATUS(ctx_after_func(ctx_background(), tracked_fn, mine, tracked_finalize, NULL), CTX_EINVAL);
+    CHECK_STATUS(ctx_after_func(NULL, tracked_fn, mine, tracked_finalize, &a), CTX_EINVAL);
+    free(mine);
+
+    /* Never twice. */
+    CHECK(!signal_wait(&fin_finalized, 7, 50 * MS));
+    CHECK(signal_count(&fin_ran) == 3 && atomic_load(&fin_after_run) == 3);
+    signal_destroy(&fin_ran);
+    signal_destroy(&fin_finalized);
+}
+
+static void test_wait_until(void) {
+    ctx_t *bg = ctx_background();
+    int64_t deadline = ctx_now_ns() + 20 * MS;
+    CHECK_STATUS(ctx_wait_until(bg, deadline), CTX_ETIMEDOUT);
+    CHECK(ctx_now_ns() >= deadline - MS); /* did not return early */
+    CHECK_STATUS(ctx_wait_until(bg, 0), CTX_ETIMEDOUT); /* past: only looks */
+    CHECK_STATUS(ctx_wait_until(bg, INT64_MIN), CTX_ETIMEDOUT);
+
+    /* Woken by the timer thread at the context's own deadline, well before ours. */
+    pair_t t;
+    REQUIRE_OK(ctx_with_timeout(bg, 20 * MS, &t.ctx, &t.cancel));
+    CHECK_OK(ctx_wait_until(t.ctx, ctx_now_ns() + 3600 * SEC));
+    CHECK(ctx_err(t.ctx) == CTX_ERR_DEADLINE_EXCEEDED);
+    CHECK_OK(ctx_wait_until(t.ctx, INT64_MIN)); /* done: OK even with a past deadline */
+    drop(t);
+    CHECK_STATUS(ctx_wait_until(NULL, 0), CTX_EINVAL);
+}
+
+static void test_describe(void) {
+    char buf[256];
+    size_t n = 0;
+    CHECK_OK(ctx_describe(ctx_background(), buf, sizeof buf, &n));
+    CHECK_STR(buf, "context.Background");
+    CHECK(n == strlen("context.Background"));
+
+    ctx_key_t *trace, *user;
+    REQUIRE_OK(ctx_key_new("trace-id", &trace));
+    REQUIRE_OK(ctx_key_new("user", &user));
+    pair_t c = with_cancel(ctx_todo());
+    ctx_t *v, *w, *x;
+    REQUIRE_OK(ctx_with_value_bytes(c.ctx, trace, "req-42", 6, &v));
+    REQUIRE_OK(ctx_with_value(v, user, buf, NULL, &w));
+    REQUIRE_OK(ctx_with_value_bytes(w, trace, "\xff", 1, &x));
+    const char *want = "context.TODO.WithCancel.WithValue(trace-id, req-42).WithValue(user, <value>)"
+                       ".WithValue(trace-id, <bytes>)";
+    char small[8];
+    CHECK_OK(ctx_describe(x, small, sizeof small, &n)); /* truncated like snprintf */
+    CHECK_STR(small, "context");
+    CHECK(n == strlen(want));
+    CHECK_OK(ctx_describe(x, NULL, 0, &n)); /* asking for the size */
+    CHECK(n == strlen(want));
+    CHECK_OK(ctx_describe(x, buf, sizeof buf, NULL));
+    CHECK_STR(buf, want);
+
+    pair_t t;
+    REQUIRE_OK(ctx_with_timeout(x, 3600 * SEC, &t.ctx, &t.cancel));
+    CHECK_OK(ctx_describe(t.ctx, buf, sizeof buf, NULL));
+    CHECK(strncmp(buf, want, strlen(want)) == 0 && strstr(buf, ".WithDeadline([") != NULL);
+
+    CHECK_STATUS(ctx_describe(NULL, buf, sizeof buf, &n), CTX_EINVAL);
+    CHECK_STATUS(ctx_describe(x, NULL, 1, &n), CTX_EINVAL);
+    drop(t);
+    ctx_release(x);
+    ctx_release(w);
+    ctx_release(v);
+    drop(c);
+    ctx_key_release(trace);
+    ctx_key_release(user);
 }
 
 static void test_bad_input(void) {
@@ -546,18 +752,18 @@ static void test_bad_input(void) {
     CHECK_STATUS(ctx_with_value(NULL, key, buf, NULL, &c), CTX_EINVAL);
     CHECK_STATUS(ctx_with_value(bg, NULL, buf, NULL, &c), CTX_EINVAL);
     CHECK_STATUS(ctx_with_value(bg, key, buf, NULL, NULL), CTX_EINVAL);
-    CHECK_STATUS(ctx_value(NULL, key, &data, &sz), CTX_EINVAL);
-    CHECK_STATUS(ctx_value(bg, NULL, &data, &sz), CTX_EINVAL);
-    CHECK_STATUS(ctx_value(bg, key, NULL, &sz), CTX_EINVAL);
+    CHECK_STATUS(ctx_value(NULL, key, &data, &sz, NULL), CTX_EINVAL);
+    CHECK_STATUS(ctx_value(bg, NULL, &data, &sz, NULL), CTX_EINVAL);
+    CHECK_STATUS(ctx_value(bg, key, NULL, &sz, NULL), CTX_EINVAL);
 
     CHECK_STATUS(ctx_done_fd(NULL, &fd), CTX_EINVAL);
     CHECK_STATUS(ctx_done_fd(bg, NULL), CTX_EINVAL);
     CHECK(ctx_fd_get(NULL) == -1);
-    CHECK_STATUS(ctx_after_func(NULL, after_fn, NULL, &af), CTX_EINVAL);
-    CHECK_STATUS(ctx_after_func(bg, NULL, NULL, &af), CTX_EINVAL);
-    CHECK_STATUS(ctx_after_func(bg, after_fn, NULL, NULL), CTX_EINVAL);
+    CHECK_STATUS(ctx_after_func(NULL, after_fn, NULL, NULL, &af), CTX_EINVAL);
+    CHECK_STATUS(ctx_after_func(bg, NULL, NULL, NULL, &af), CTX_EINVAL);
+    CHECK_STATUS(ctx_after_func(bg, after_fn, NULL, NULL, NULL), CTX_EINVAL);
     CHECK_STATUS(ctx_after_func_stop(NULL, &b), CTX_EINVAL);
-    REQUIRE_OK(ctx_after_func(bg, after_fn, NULL, &af));
+    REQUIRE_OK(ctx_after_func(bg, after_fn, NULL, NULL, &af));
     CHECK_STATUS(ctx_after_func_stop(af, NULL), CTX_EINVAL);
     CHECK_OK(ctx_after_func_stop(af, &b));
     ctx_after_func_release(af);
@@ -578,6 +784,24 @@ static void test_info(void) {
     }
     CHECK_STR(ctx_strerror(-1), "unknown ctx status");
     CHECK_STR(ctx_strerror(n), "unknown ctx status");
+
+    /* Context errors have numbers of their own, so that passing one to
+     * ctx_strerror (an easy slip: both are ints) still says the right thing. */
+    int errs[] = {CTX_ERR_CANCELED, CTX_ERR_DEADLINE_EXCEEDED, CTX_ERR_INVALID};
+    for (int i = 0; i < 3; i++) {
+        CHECK(errs[i] >= 100);
+        for (int j = 0; j < n; j++) CHECK(errs[i] != codes[j]);
+    }
+    CHECK(CTX_ERR_NONE == 0);
+    pair_t p = with_cancel(ctx_background());
+    ctx_cancel(p.cancel);
+    CHECK_STR(ctx_strerror(ctx_err(p.ctx)), "context canceled");
+    CHECK_STR(ctx_err_string(ctx_err(p.ctx)), "context canceled");
+    drop(p);
+    CHECK_STR(ctx_err_string(CTX_ERR_DEADLINE_EXCEEDED), "context deadline exceeded");
+    CHECK_STR(ctx_err_string(CTX_ERR_NONE), "the context is not done");
+    CHECK_STR(ctx_err_string(CTX_ERR_INVALID), "invalid context (NULL)");
+    CHECK_STR(ctx_err_string(CTX_EINVAL), "unknown ctx error");
     CHECK_STR(ctx_version(), CTX_TEST_VERSION);
     int64_t a = ctx_now_ns(), b = ctx_now_ns();
     struct timespec ts;
@@ -590,12 +814,16 @@ int main(void) {
     test_roots();
     test_cancel_tree();
     test_retain_release();
+    test_cancel_and_release();
     test_cause();
     test_deadlines();
     test_without_cancel();
     test_values();
     test_done_fd();
     test_after_func();
+    test_after_func_finalizer();
+    test_wait_until();
+    test_describe();
     test_bad_input();
     test_info();
     return check_summary("test_api");

@@ -25,7 +25,7 @@ typedef struct {
 static void *fetch(void *arg) {
     fetch_t *f = arg;
     const void *trace;
-    if (ctx_value(f->request, f->trace_key, &trace, NULL) == CTX_OK) {
+    if (ctx_value(f->request, f->trace_key, &trace, NULL, NULL) == CTX_OK) {
         snprintf(f->trace, sizeof f->trace, "%s", (const char *)trace);
     }
     /* Each call gets its own timeout below the request's. */

@@ -250,9 +250,6 @@ async def c_thread_wake_latency(samples: int) -> list[float]:
     import ctypes
 
     c = polyctx.c_library()
-    c.ctx_with_cancel.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
-    c.ctx_cancel.argtypes = c.ctx_release.argtypes = c.ctx_cancel_release.argtypes = [ctypes.c_void_p]
-    c.ctx_background.restype = ctypes.c_void_p
     out = []
     for _ in range(samples):
         ptr, cancel_ptr = ctypes.c_void_p(), ctypes.c_void_p()

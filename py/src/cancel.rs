@@ -5,12 +5,12 @@
 use std::ffi::{c_int, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pyo3::exceptions::{PyIndexError, PyResourceWarning};
+use pyo3::exceptions::{PyIndexError, PyResourceWarning, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::cabi::CCancel;
+use crate::cabi;
 use crate::cause::cause_from_py;
 use crate::context::Context;
 
@@ -67,16 +67,10 @@ impl Origin {
     }
 }
 
-enum Func {
-    Plain(polyctx::CancelFunc),
-    Cause(polyctx::CancelCauseFunc),
-    /// A handle adopted from C with `from_c`.
-    C(CCancel),
-}
-
 /// State shared by both cancel function classes.
 pub(crate) struct Cancel {
-    func: Func,
+    /// Made in Python, or adopted from C with `from_c`.
+    func: polyctx::AnyCancelFunc,
     called: AtomicBool,
     origin: Option<Origin>,
 }
@@ -84,20 +78,21 @@ pub(crate) struct Cancel {
 impl Cancel {
     pub(crate) fn cancel(&self, cause: Option<polyctx::Cause>) -> PyResult<()> {
         self.called.store(true, Ordering::Relaxed);
-        match &self.func {
-            Func::Plain(f) => f.cancel(),
-            Func::Cause(f) => f.cancel(cause),
-            Func::C(f) => f.cancel(cause.as_ref())?,
+        match cause {
+            None => self.func.cancel(),
+            // Only a handle adopted from C can be of the kind that takes no
+            // cause under a `CancelCauseFunc`.
+            Some(_) => self.func.cancel_with_cause(cause).map_err(|_| {
+                PyTypeError::new_err("this C cancel handle takes no cause (it is not from ctx_with_cancel_cause)")
+            })?,
         }
         Ok(())
     }
 
-    /// # Safety
-    /// `ptr` must be a live `ctx_cancel_t*`.
-    unsafe fn from_c(ptr: usize) -> PyResult<Cancel> {
+    /// Adopts a live `ctx_cancel_t*` (the caller's promise, documented).
+    fn from_c(ptr: usize) -> PyResult<Cancel> {
         Ok(Cancel {
-            // SAFETY: as the caller promises.
-            func: Func::C(unsafe { CCancel::retain(ptr)? }),
+            func: cabi::cancel_from_c(ptr)?,
             called: AtomicBool::new(false),
             origin: None, // C code owns the duty to cancel
         })
@@ -151,8 +146,7 @@ impl CancelFunc {
     /// Python releases; the caller keeps its own.
     #[staticmethod]
     fn from_c(ptr: usize) -> PyResult<Self> {
-        // SAFETY: the caller promises a live handle (documented).
-        Ok(CancelFunc(unsafe { Cancel::from_c(ptr)? }))
+        Ok(CancelFunc(Cancel::from_c(ptr)?))
     }
 
     fn __repr__(&self) -> String {
@@ -175,8 +169,7 @@ impl CancelCauseFunc {
     /// to it reaches C as its message.
     #[staticmethod]
     fn from_c(ptr: usize) -> PyResult<Self> {
-        // SAFETY: the caller promises a live handle (documented).
-        Ok(CancelCauseFunc(unsafe { Cancel::from_c(ptr)? }))
+        Ok(CancelCauseFunc(Cancel::from_c(ptr)?))
     }
 
     fn __repr__(&self) -> String {
@@ -195,7 +188,7 @@ fn repr(class: &str, c: &Cancel) -> String {
 
 pub(crate) fn plain(py: Python<'_>, f: polyctx::CancelFunc) -> Cancel {
     Cancel {
-        func: Func::Plain(f),
+        func: f.into(),
         called: AtomicBool::new(false),
         origin: Origin::capture(py),
     }
@@ -203,7 +196,7 @@ pub(crate) fn plain(py: Python<'_>, f: polyctx::CancelFunc) -> Cancel {
 
 pub(crate) fn with_cause(py: Python<'_>, f: polyctx::CancelCauseFunc) -> Cancel {
     Cancel {
-        func: Func::Cause(f),
+        func: f.into(),
         called: AtomicBool::new(false),
         origin: Origin::capture(py),
     }

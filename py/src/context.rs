@@ -38,7 +38,7 @@ impl Key {
             .extract()
             .map_err(|_| PyTypeError::new_err(format!("Key name must be a str, not {}", type_name(name))))?;
         Ok(Key {
-            inner: CKey::new(&name)?,
+            inner: CKey::new(&name),
             name,
         })
     }
@@ -50,7 +50,7 @@ impl Key {
 
     /// The key's `ctx_key_t*`, borrowed: valid while this Key lives.
     fn to_c(&self) -> usize {
-        self.inner.as_ptr() as usize
+        self.inner.to_c()
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -150,7 +150,7 @@ impl Context {
     /// A new `ctx_t*` for C code, owning one reference: C releases it with
     /// `ctx_release`.
     fn to_c(&self) -> usize {
-        self.inner.clone().into_raw() as usize
+        cabi::context_to_c(&self.inner)
     }
 
     /// The context behind a live `ctx_t*`, as a new reference that Python
@@ -178,10 +178,7 @@ impl Context {
 
 impl Context {
     pub(crate) fn repr(&self) -> String {
-        // The core shows a value that is not a Rust string by its Rust type
-        // name; a Python value is just an object to it.
-        let chain = self.inner.to_string().replace(cabi::VALUE_TYPE_NAME, "<value>");
-        format!("<polyctx.Context {chain}>")
+        format!("<polyctx.Context {}>", self.inner)
     }
 }
 
@@ -350,7 +347,7 @@ pub(crate) fn with_value(
         .cast::<Key>()
         .map_err(|_| PyTypeError::new_err(format!("key must be a polyctx.Key, not {}", type_name(key))))?;
     Ok(Context {
-        inner: cabi::with_value(parent, &key.get().inner, value)?,
+        inner: cabi::with_value(parent, &key.get().inner, value),
     })
 }
 

@@ -32,7 +32,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(context::without_cancel, m)?)?;
     m.add_function(wrap_pyfunction!(context::cause, m)?)?;
     m.add_function(wrap_pyfunction!(after::after_func, m)?)?;
-    m.add_function(wrap_pyfunction!(cabi::value_from_c_py, m)?)?;
     m.add_function(wrap_pyfunction!(cancel::_track_origins, m)?)?;
     Ok(())
 }

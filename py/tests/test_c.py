@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import gc
+import os
 import re
+import shutil
 import subprocess
+import sys
+import sysconfig
 import threading
 import weakref
 from pathlib import Path
@@ -18,55 +23,27 @@ import polyctx
 from polyctx import CancelCauseFunc, Canceled, CancelFunc, Context, DeadlineExceeded, ForeignCause, Key
 
 LONG = 10.0
-OK, EKIND, ENOTFOUND, ENOTDONE, ETIMEDOUT = 0, 2, 7, 9, 3
-p, pp, i64 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int64
-AFTER_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+C = polyctx.CLibrary
+HEADER = Path(__file__).resolve().parents[2] / "include" / "ctx.h"
 
 
 @pytest.fixture(scope="module")
 def c():
-    lib = polyctx.c_library()
-    for name, args, res in [
-        ("ctx_release", [p], None),
-        ("ctx_cancel_release", [p], None),
-        ("ctx_background", [], p),
-        ("ctx_with_cancel", [p, pp, pp], ctypes.c_int),
-        ("ctx_with_cancel_cause", [p, pp, pp], ctypes.c_int),
-        ("ctx_with_timeout_cause", [p, i64, ctypes.c_char_p, i64, pp, pp], ctypes.c_int),
-        ("ctx_with_value_bytes", [p, p, ctypes.c_char_p, ctypes.c_size_t, pp], ctypes.c_int),
-        ("ctx_err", [p], ctypes.c_int),
-        ("ctx_is_done", [p], ctypes.c_bool),
-        ("ctx_deadline", [p, ctypes.POINTER(i64)], ctypes.c_int),
-        (
-            "ctx_cause",
-            [p, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(i64), ctypes.POINTER(ctypes.c_size_t)],
-            ctypes.c_int,
-        ),
-        ("ctx_wait", [p, i64], ctypes.c_int),
-        ("ctx_now_ns", [], i64),
-        ("ctx_cancel", [p], ctypes.c_int),
-        ("ctx_cancel_cause", [p, ctypes.c_char_p, i64], ctypes.c_int),
-        ("ctx_value", [p, p, pp, ctypes.POINTER(ctypes.c_size_t)], ctypes.c_int),
-        ("ctx_after_func", [p, AFTER_FUNC, p, pp], ctypes.c_int),
-        ("ctx_after_func_release", [p], None),
-    ]:
-        fn = getattr(lib, name)
-        fn.argtypes, fn.restype = args, res
-    return lib
+    return polyctx.c_library()
 
 
 def c_with_cancel(c, parent: Context, cause: bool = False) -> tuple[int, int]:
     parent_ptr = parent.to_c()
     ctx, cancel = ctypes.c_void_p(), ctypes.c_void_p()
     fn = c.ctx_with_cancel_cause if cause else c.ctx_with_cancel
-    assert fn(parent_ptr, ctypes.byref(ctx), ctypes.byref(cancel)) == OK
+    assert fn(parent_ptr, ctypes.byref(ctx), ctypes.byref(cancel)) == C.CTX_OK
     c.ctx_release(parent_ptr)
     return ctx.value, cancel.value
 
 
 def c_cause(c, ptr: int) -> tuple[str, int]:
     buf, code, n = ctypes.create_string_buffer(128), ctypes.c_int64(), ctypes.c_size_t()
-    assert c.ctx_cause(ptr, buf, len(buf), ctypes.byref(code), ctypes.byref(n)) == OK
+    assert c.ctx_cause(ptr, buf, len(buf), ctypes.byref(code), ctypes.byref(n)) == C.CTX_OK
     return buf.value.decode(), code.value
 
 
@@ -75,8 +52,7 @@ def test_the_extension_exports_the_whole_c_abi():
         ["nm", "-D", "--defined-only", polyctx._native.__file__], capture_output=True, text=True, check=True
     )
     exported = {line.split()[-1] for line in out.stdout.splitlines()}
-    header = (Path(__file__).resolve().parents[2] / "include" / "ctx.h").read_text()
-    declared = set(re.findall(r"\b(ctx_[a-z_]+)\(", header))
+    declared = set(re.findall(r"\b(ctx_[a-z_]+)\(", HEADER.read_text()))
     assert len(declared) >= 30
     assert declared <= exported, sorted(declared - exported)
 
@@ -92,11 +68,12 @@ def test_python_context_derived_and_cancelled_in_c(c):
     child = Context.from_c(child_ptr)
     c.ctx_release(child_ptr)
     ptr = child.to_c()
-    assert c.ctx_err(ptr) == 0
+    assert c.ctx_err(ptr) == C.CTX_ERR_NONE
     # Cancelled in Python: C sees it, with the Python cause's message.
     cancel_parent(ConnectionResetError("client went away"))
     assert c.ctx_is_done(ptr)
-    assert c.ctx_err(ptr) == 1
+    assert c.ctx_err(ptr) == C.CTX_ERR_CANCELED
+    assert c.ctx_err_string(c.ctx_err(ptr)) == b"context canceled"
     assert c_cause(c, ptr) == ("client went away", 0)
     c.ctx_release(ptr)
     assert isinstance(child.err(), Canceled)
@@ -108,7 +85,7 @@ def test_c_context_cancelled_in_c_is_seen_in_python(c):
     ptr, cancel_ptr = c_with_cancel(c, polyctx.background(), cause=True)
     ctx = Context.from_c(ptr)
     child, cancel_child = polyctx.with_cancel(ctx)
-    assert c.ctx_cancel_cause(cancel_ptr, b"shutting down", 42) == OK
+    assert c.ctx_cancel_cause(cancel_ptr, b"shutting down", 42) == C.CTX_OK
     assert isinstance(child.err(), Canceled)
     why = polyctx.cause(child)
     assert isinstance(why, ForeignCause)
@@ -147,11 +124,12 @@ def test_deadlines_cross_on_one_clock(c):
     ctx, cancel = polyctx.with_timeout(polyctx.background(), 60)
     ptr = ctx.to_c()
     out = ctypes.c_int64()
-    assert c.ctx_deadline(ptr, ctypes.byref(out)) == OK
+    assert c.ctx_deadline(ptr, ctypes.byref(out)) == C.CTX_OK
     assert out.value / 1e9 == pytest.approx(ctx.deadline(), abs=1e-6)
     child, cancel_child = ctypes.c_void_p(), ctypes.c_void_p()
     assert (
-        c.ctx_with_timeout_cause(ptr, 20_000_000, b"slow in C", 7, ctypes.byref(child), ctypes.byref(cancel_child)) == 0
+        c.ctx_with_timeout_cause(ptr, 20_000_000, b"slow in C", 7, ctypes.byref(child), ctypes.byref(cancel_child))
+        == C.CTX_OK
     )
     timed = Context.from_c(child.value)
     assert timed.wait(LONG)
@@ -168,18 +146,48 @@ def test_values_cross_both_ways_with_one_key(c):
     payload = {"from": "python"}
     ctx = polyctx.with_value(polyctx.background(), key, payload)
     ptr = ctx.to_c()
-    data, n = ctypes.c_void_p(), ctypes.c_size_t()
-    assert c.ctx_value(ptr, key.to_c(), ctypes.byref(data), ctypes.byref(n)) == OK
+    data, n, kind = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_int()
+    assert c.ctx_value(ptr, key.to_c(), ctypes.byref(data), ctypes.byref(n), ctypes.byref(kind)) == C.CTX_OK
+    assert kind.value == C.CTX_VALUE_POINTER
     assert ctypes.cast(data, ctypes.py_object).value is payload  # a PyObject*, borrowed
-    assert polyctx.value_from_c(data.value, n.value) is payload
     child = ctypes.c_void_p()
-    assert c.ctx_with_value_bytes(ptr, key.to_c(), b"4bf92f35", 8, ctypes.byref(child)) == OK
+    assert c.ctx_with_value_bytes(ptr, key.to_c(), b"4bf92f35", 8, ctypes.byref(child)) == C.CTX_OK
     shadowed = Context.from_c(child.value)
     assert shadowed.value(key) == b"4bf92f35"  # C's bytes shadow Python's value
     assert ctx.value(key) is payload
     assert shadowed.value(Key("trace-id")) is None
-    assert c.ctx_value(child.value, Key("other").to_c(), ctypes.byref(data), None) == ENOTFOUND
+    assert c.ctx_value(child.value, Key("other").to_c(), ctypes.byref(data), None, None) == C.CTX_ENOTFOUND
     for h in (ptr, child.value):
+        c.ctx_release(h)
+
+
+def test_c_values_read_in_python_by_kind(c):
+    key = Key("k")
+    ptr = polyctx.background().to_c()
+    empty, pointer, null = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+    assert c.ctx_with_value_bytes(ptr, key.to_c(), None, 0, ctypes.byref(empty)) == C.CTX_OK
+    target = ctypes.c_int(7)
+    assert c.ctx_with_value(ptr, key.to_c(), ctypes.byref(target), None, ctypes.byref(pointer)) == C.CTX_OK
+    assert c.ctx_with_value(ptr, key.to_c(), None, None, ctypes.byref(null)) == C.CTX_OK
+    # Empty bytes, a pointer and NULL: three different things, in C and in Python.
+    assert Context.from_c(empty.value).value(key) == b""
+    assert Context.from_c(pointer.value).value(key) == ctypes.addressof(target)
+    assert Context.from_c(null.value).value(key) == 0
+    kinds = []
+    for h in (empty, pointer, null):
+        data, n, kind = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_int()
+        assert c.ctx_value(h, key.to_c(), ctypes.byref(data), ctypes.byref(n), ctypes.byref(kind)) == C.CTX_OK
+        kinds.append(kind.value)
+    assert kinds == [C.CTX_VALUE_BYTES, C.CTX_VALUE_POINTER, C.CTX_VALUE_POINTER]
+    # A context names itself the same way from both sides (Go's String()).
+    repr_ = repr(Context.from_c(pointer.value))
+    buf, n = ctypes.create_string_buffer(256), ctypes.c_size_t()
+    assert c.ctx_describe(pointer, buf, len(buf), ctypes.byref(n)) == C.CTX_OK
+    assert repr_ == f"<polyctx.Context {buf.value.decode()}>"
+    assert repr_ == "<polyctx.Context context.Background.WithValue(k, <value>)>"
+    nested = polyctx.with_value(Context.from_c(empty.value), key, "py")
+    assert repr(nested).endswith(".WithValue(k, ).WithValue(k, <value>)>")
+    for h in (ptr, empty.value, pointer.value, null.value):
         c.ctx_release(h)
 
 
@@ -221,20 +229,176 @@ def test_c_thread_cancel_wakes_asyncio(c):
 def test_c_waits_on_a_python_deadline(c):
     ctx, cancel = polyctx.with_timeout(polyctx.background(), 0.02)
     ptr = ctx.to_c()
-    assert c.ctx_wait(ptr, 10_000_000_000) == OK  # GIL released by ctypes
-    assert c.ctx_err(ptr) == 2
+    assert c.ctx_wait(ptr, 10_000_000_000) == C.CTX_OK  # GIL released by ctypes
+    assert c.ctx_err(ptr) == C.CTX_ERR_DEADLINE_EXCEEDED
     c.ctx_release(ptr)
     cancel()
 
 
 def test_c_after_func_on_a_python_context(c):
     ctx, cancel = polyctx.with_cancel(polyctx.background())
-    ran = threading.Event()
-    callback = AFTER_FUNC(lambda _: ran.set())
+    ran, finalized = threading.Event(), threading.Event()
+    callback = polyctx.CALLBACK(lambda _: ran.set())
+    finalizer = polyctx.CALLBACK(lambda _: finalized.set() if ran.is_set() else None)
     handle = ctypes.c_void_p()
     ptr = ctx.to_c()
-    assert c.ctx_after_func(ptr, callback, None, ctypes.byref(handle)) == OK
+    assert c.ctx_after_func(ptr, callback, None, finalizer, ctypes.byref(handle)) == C.CTX_OK
     cancel()
-    assert ran.wait(LONG)
+    assert ran.wait(LONG) and finalized.wait(LONG)
     c.ctx_after_func_release(handle)
     c.ctx_release(ptr)
+
+
+# --- polyctx.c_library() against ctx.h ------------------------------------
+
+_HANDLES = {"void", "ctx_t", "ctx_cancel_t", "ctx_key_t", "ctx_fd_t", "ctx_after_func_t"}
+_SCALARS = {
+    "int": ctypes.c_int,
+    "ctx_status_t": ctypes.c_int,
+    "ctx_err_t": ctypes.c_int,
+    "ctx_value_kind_t": ctypes.c_int,
+    "int64_t": ctypes.c_int64,
+    "size_t": ctypes.c_size_t,
+    "bool": ctypes.c_bool,
+}
+
+
+def _ctype(decl: str):
+    """The ctypes type for a C type as ctx.h spells it (without a name)."""
+    if "(*" in decl:  # a function pointer
+        return ctypes.c_void_p
+    stars = decl.count("*")
+    base = decl.replace("*", " ").replace("const", " ").split()
+    assert len(base) == 1, decl
+    (base,) = base
+    if base == "void" and stars == 0:
+        return None
+    if base == "char" and stars == 1:
+        return ctypes.c_char_p
+    if base in _HANDLES:
+        return {1: ctypes.c_void_p, 2: ctypes.POINTER(ctypes.c_void_p)}[stars]
+    scalar = _SCALARS[base]
+    return {0: scalar, 1: ctypes.POINTER(scalar)}[stars]
+
+
+def _header_prototypes() -> dict[str, tuple[object, list[object]]]:
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    found = {}
+    for ret, name, params in re.findall(r"^([A-Za-z_][\w \*]*?)\s*\b(ctx_\w+)\(([^;]*)\);", text, re.M):
+        args = []
+        for param in [] if params.strip() == "void" else params.split(","):
+            param = " ".join(param.split())
+            # Drop the parameter's name: `const ctx_t *parent` -> `const ctx_t *`.
+            args.append(_ctype(param if "(*" in param else re.fullmatch(r"(.*?)\s*\w+", param).group(1)))
+        found[name] = (_ctype(ret), args)
+    return found
+
+
+def test_c_library_prototypes_are_ctx_h():
+    declared = _header_prototypes()
+    assert len(declared) >= 38
+    assert list(declared) == list(polyctx._c.PROTOTYPES)  # the same functions, in order
+    for name, (restype, argtypes) in declared.items():
+        assert polyctx._c.PROTOTYPES[name] == (restype, argtypes), name
+        fn = getattr(polyctx.c_library(), name)
+        assert (fn.restype, tuple(fn.argtypes)) == (restype, tuple(argtypes)), name
+
+
+def test_c_library_constants_are_ctx_h():
+    enums = re.findall(r"typedef enum \{(.*?)\} (\w+);", HEADER.read_text(), re.S)
+    assert {name for _, name in enums} == {"ctx_status_t", "ctx_err_t", "ctx_value_kind_t"}
+    declared = {k: int(v) for body, _ in enums for k, v in re.findall(r"^\s*(CTX_\w+) = (-?\d+),", body, re.M)}
+    shipped = {k: getattr(C, k) for k in dir(C) if k.startswith("CTX_")}
+    assert declared == shipped
+
+
+# --- one core per process: a C extension joins the one in polyctx ----------
+
+EXTENSION = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <ctx.h>
+
+/* derive(ptr): a child of the ctx_t* given, cancelable from here; returns the
+ * child's ctx_t* (a reference for the caller). */
+static ctx_cancel_t *cancel;
+
+static PyObject *derive(PyObject *self, PyObject *arg) {
+    (void)self;
+    ctx_t *parent = PyLong_AsVoidPtr(arg), *child;
+    if (PyErr_Occurred()) return NULL;
+    if (ctx_with_cancel(parent, &child, &cancel) != CTX_OK) return PyErr_Format(PyExc_RuntimeError, "ctx_with_cancel");
+    return PyLong_FromVoidPtr(child);
+}
+
+static PyObject *cancel_it(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    ctx_cancel(cancel);
+    ctx_cancel_release(cancel);
+    Py_RETURN_NONE;
+}
+
+static PyObject *background(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    return PyLong_FromVoidPtr(ctx_background());
+}
+
+static PyMethodDef methods[] = {
+    {"derive", derive, METH_O, NULL},
+    {"cancel", cancel_it, METH_NOARGS, NULL},
+    {"background", background, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "ctxext", NULL, -1, methods, NULL, NULL, NULL, NULL};
+PyMODINIT_FUNC PyInit_ctxext(void) { return PyModule_Create(&module); }
+"""
+
+JOIN = """
+import sys
+import polyctx
+if sys.argv[1] == "join":
+    polyctx.c_library()  # makes the core's ctx_* symbols global first
+import ctxext
+
+assert ctxext.background() == polyctx.background().to_c()  # the same core's statics
+parent, cancel_parent = polyctx.with_cancel(polyctx.background())
+child = polyctx.Context.from_c(ctxext.derive(parent.to_c()))
+cancel_parent()
+assert isinstance(child.err(), polyctx.Canceled)  # derived in C, canceled from Python
+ctxext.cancel()
+print("one core")
+"""
+
+
+def test_a_c_extension_module_joins_the_one_core(tmp_path):
+    """A C extension built against ctx.h without -lctx binds to the core in
+    polyctx's extension once polyctx.c_library() has made it global; without
+    that call it does not load at all (rather than load a second core)."""
+    cc = shutil.which("cc")
+    include = sysconfig.get_paths()["include"]
+    if cc is None or not (Path(include) / "Python.h").exists():
+        pytest.skip("needs a C compiler and Python's headers")
+    (tmp_path / "ctxext.c").write_text(EXTENSION)
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    subprocess.run(
+        [
+            cc,
+            "-shared",
+            "-fPIC",
+            "-Wall",
+            "-Werror",
+            f"-I{include}",
+            f"-I{HEADER.parent}",
+            "ctxext.c",
+            "-o",
+            "ctxext" + suffix,
+        ],
+        cwd=tmp_path,
+        check=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    run = functools.partial(subprocess.run, capture_output=True, text=True, env=env, timeout=60)
+    joined = run([sys.executable, "-c", JOIN, "join"])
+    assert joined.returncode == 0 and joined.stdout == "one core\n", joined.stderr
+    alone = run([sys.executable, "-c", JOIN, "alone"])
+    assert alone.returncode != 0 and "undefined symbol: ctx_" in alone.stderr, alone.stderr

@@ -12,7 +12,7 @@ asyncio glue (`scope`, `current`, `await ctx.done()`).
 from __future__ import annotations
 
 from ._asyncio import current
-from ._c import c_library
+from ._c import CALLBACK, CLibrary, c_library
 from ._errors import Canceled, ContextError, DeadlineExceeded, ForeignCause
 from ._native import (
     CancelCauseFunc,
@@ -26,7 +26,6 @@ from ._native import (
     cause,
     scope,
     todo,
-    value_from_c,
     with_cancel,
     with_cancel_cause,
     with_deadline,
@@ -36,6 +35,8 @@ from ._native import (
 )
 
 __all__ = [
+    "CALLBACK",
+    "CLibrary",
     "CancelCauseFunc",
     "CancelFunc",
     "CancelPair",
@@ -53,7 +54,6 @@ __all__ = [
     "current",
     "scope",
     "todo",
-    "value_from_c",
     "with_cancel",
     "with_cancel_cause",
     "with_deadline",

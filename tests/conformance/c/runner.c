@@ -345,7 +345,7 @@ static bool op_after_func(scenario_t *s, char **a, char *r, size_t n) {
     /* Listed before registering: on a done context f may run at once. */
     s->afters = grow(s->afters, s->n_afters, sizeof *s->afters);
     s->afters[s->n_afters++] = f;
-    return status_ok(s, ctx_after_func(node->ctx, after_run, f, &f->handle), "ctx_after_func");
+    return status_ok(s, ctx_after_func(node->ctx, after_run, f, NULL, &f->handle), "ctx_after_func");
 }
 
 /* Observations -------------------------------------------------------------- */
@@ -432,7 +432,7 @@ static bool op_value(scenario_t *s, char **a, char *r, size_t n) {
     ctx_key_t *key = find_key(s, a[1]);
     if (!key) return false;
     const void *data;
-    ctx_status_t st = ctx_value(node->ctx, key, &data, NULL);
+    ctx_status_t st = ctx_value(node->ctx, key, &data, NULL, NULL);
     if (st == CTX_ENOTFOUND) {
         snprintf(r, n, "nil");
         return true;

@@ -62,40 +62,8 @@ def yes_no(b: bool) -> str:
 
 # --- the C side, through ctypes ----------------------------------------------
 
-CTX_OK, CTX_ENOTFOUND, CTX_ENODEADLINE, CTX_ENOTDONE, CTX_ETIMEDOUT = 0, 7, 8, 9, 3
-AFTER_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-
-
-def load_c() -> ctypes.CDLL:
-    lib = polyctx.c_library()
-    p, pp, i64, st = ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int64, ctypes.c_int
-    for name, args, res in [
-        ("ctx_release", [p], None),
-        ("ctx_cancel_release", [p], None),
-        ("ctx_with_cancel", [p, pp, pp], st),
-        ("ctx_with_cancel_cause", [p, pp, pp], st),
-        ("ctx_with_timeout", [p, i64, pp, pp], st),
-        ("ctx_with_timeout_cause", [p, i64, ctypes.c_char_p, i64, pp, pp], st),
-        ("ctx_with_deadline", [p, i64, pp, pp], st),
-        ("ctx_with_deadline_cause", [p, i64, ctypes.c_char_p, i64, pp, pp], st),
-        ("ctx_with_value_bytes", [p, p, ctypes.c_char_p, ctypes.c_size_t, pp], st),
-        ("ctx_without_cancel", [p, pp], st),
-        ("ctx_err", [p], st),
-        ("ctx_is_done", [p], ctypes.c_bool),
-        ("ctx_deadline", [p, ctypes.POINTER(i64)], st),
-        ("ctx_cause", [p, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(i64), ctypes.POINTER(ctypes.c_size_t)], st),
-        ("ctx_wait", [p, i64], st),
-        ("ctx_now_ns", [], i64),
-        ("ctx_cancel", [p], st),
-        ("ctx_cancel_cause", [p, ctypes.c_char_p, i64], st),
-        ("ctx_value", [p, p, pp, ctypes.POINTER(ctypes.c_size_t)], st),
-        ("ctx_after_func", [p, AFTER_FUNC, p, pp], st),
-        ("ctx_after_func_stop", [p, ctypes.POINTER(ctypes.c_bool)], st),
-        ("ctx_after_func_release", [p], None),
-    ]:
-        fn = getattr(lib, name)
-        fn.argtypes, fn.restype = args, res
-    return lib
+C = polyctx.CLibrary
+ERR_NAMES = {C.CTX_ERR_NONE: "nil", C.CTX_ERR_CANCELED: "canceled", C.CTX_ERR_DEADLINE_EXCEEDED: "deadline_exceeded"}
 
 
 class CHandle:
@@ -125,7 +93,7 @@ Cancel = Union[CancelFunc, CancelCauseFunc]
 
 
 class Scenario:
-    def __init__(self, c: ctypes.CDLL) -> None:
+    def __init__(self, c: polyctx.CLibrary) -> None:
         self.c = c
         self.t0_ns = time.monotonic_ns()
         self.ctxs: dict[str, Context] = {}
@@ -177,8 +145,8 @@ class Scenario:
         return ctx, (CancelCauseFunc if cause_kind else CancelFunc).from_c(cancel_ptr)
 
     def check(self, status: int, what: str) -> None:
-        if status != CTX_OK:
-            raise StepError(f"{what}: {self.c.ctx_strerror(status)}")
+        if status != C.CTX_OK:
+            raise StepError(f"{what}: {self.c.ctx_strerror(status).decode()}")
 
     def release(self) -> None:
         for cancel in self.cancels.values():
@@ -343,10 +311,12 @@ class Scenario:
         runs = Runs()
         ctx = self.ctx(ctx_name)
         if on_c:
-            callback = AFTER_FUNC(lambda _userdata: runs.bump())
+            callback = polyctx.CALLBACK(lambda _userdata: runs.bump())
             self.callbacks.append(callback)
             out = ctypes.c_void_p()
-            self.check(self.c.ctx_after_func(self.c_ctx(ctx_name), callback, None, ctypes.byref(out)), "after_func")
+            self.check(
+                self.c.ctx_after_func(self.c_ctx(ctx_name), callback, None, None, ctypes.byref(out)), "after_func"
+            )
             self.afters[name] = (CHandle(out.value, self.c.ctx_after_func_release), runs)
         else:
             self.afters[name] = (polyctx.after_func(ctx, runs.bump), runs)
@@ -359,7 +329,7 @@ class Scenario:
         if op == "err":
             want(1)
             if on_c:
-                return ("nil", "canceled", "deadline_exceeded")[self.c.ctx_err(self.c_ctx(args[0]))]
+                return ERR_NAMES[self.c.ctx_err(self.c_ctx(args[0]))]
             return err_name(self.ctx(args[0]).err())
         if op == "cause":
             want(1)
@@ -399,7 +369,7 @@ class Scenario:
             ns = duration_ns(args[1])
             if on_c:
                 ptr = self.c_ctx(args[0])
-                return yes_no(self.c.ctx_is_done(ptr) or (ns > 0 and self.c.ctx_wait(ptr, ns) == CTX_OK))
+                return yes_no(self.c.ctx_is_done(ptr) or (ns > 0 and self.c.ctx_wait(ptr, ns) == C.CTX_OK))
             ctx = self.ctx(args[0])
             return yes_no(ctx.is_done() or (ns > 0 and ctx.wait(ns / 1e9)))
         if op == "stop":
@@ -431,7 +401,7 @@ class Scenario:
         if on_c:
             out = ctypes.c_int64()
             status = self.c.ctx_deadline(self.c_ctx(name), ctypes.byref(out))
-            return None if status == CTX_ENODEADLINE else out.value
+            return None if status == C.CTX_ENODEADLINE else out.value
         d = self.ctx(name).deadline()
         return None if d is None else round(d * 1e9)
 
@@ -439,27 +409,28 @@ class Scenario:
         buf = ctypes.create_string_buffer(256)
         code, n = ctypes.c_int64(), ctypes.c_size_t()
         status = self.c.ctx_cause(ptr, buf, len(buf), ctypes.byref(code), ctypes.byref(n))
-        if status == CTX_ENOTDONE:
+        if status == C.CTX_ENOTDONE:
             return "nil"
         self.check(status, "cause")
         text = buf.value.decode()
         err = self.c.ctx_err(ptr)
-        if (text == "context canceled" and err == 1) or (text == "context deadline exceeded" and err == 2):
-            return ("", "canceled", "deadline_exceeded")[err]
+        if err != C.CTX_ERR_NONE and code.value == 0 and text.encode() == self.c.ctx_err_string(err):
+            return ERR_NAMES[err]
         return f"msg:{text}"
 
     def c_value(self, ptr: int, key: str) -> str:
-        data, n = ctypes.c_void_p(), ctypes.c_size_t()
-        status = self.c.ctx_value(ptr, self.key(key).to_c(), ctypes.byref(data), ctypes.byref(n))
-        if status == CTX_ENOTFOUND:
+        data, n, kind = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_int()
+        status = self.c.ctx_value(ptr, self.key(key).to_c(), ctypes.byref(data), ctypes.byref(n), ctypes.byref(kind))
+        if status == C.CTX_ENOTFOUND:
             return "nil"
         self.check(status, "value")
-        # A value stored from Python is a PyObject*; one stored from C, bytes.
-        value = polyctx.value_from_c(data.value, n.value)
-        return value.decode() if isinstance(value, bytes) else str(value)
+        if kind.value == C.CTX_VALUE_BYTES:  # stored from C
+            return ctypes.string_at(data.value, n.value).decode()
+        # Scenarios store pointers only from Python: a PyObject*, borrowed.
+        return str(ctypes.cast(data, ctypes.py_object).value)
 
 
-def run(name: str, source: str, c: ctypes.CDLL) -> list[str]:
+def run(name: str, source: str, c: polyctx.CLibrary) -> list[str]:
     s = Scenario(c)
     out = []
     try:
@@ -486,7 +457,7 @@ def run(name: str, source: str, c: ctypes.CDLL) -> list[str]:
 
 
 def main(paths: list[str]) -> int:
-    c = load_c()
+    c = polyctx.c_library()
     for path in paths:
         try:
             source = Path(path).read_text()
