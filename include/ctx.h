@@ -674,11 +674,14 @@ int ctx_fd_get(const ctx_fd_t *fd);
 void ctx_fd_close(ctx_fd_t *fd);
 
 /**
- * Arranges for `fn(userdata)` to be called once, on a new thread of its own,
- * after `ctx` is done (Go's `AfterFunc`); if `ctx` is already done, the
- * thread starts at once. Each call is independent. `fn` may block and may
- * call any ctx_ function. If no thread can be started, `fn` runs on the
- * thread that cancels `ctx` instead.
+ * Arranges for `fn(userdata)` to be called once, on polyctx's after-func
+ * thread pool, after `ctx` is done (Go's `AfterFunc`); if `ctx` is already
+ * done, it is queued at once. Each call is independent. `fn` may block and
+ * may call any ctx_ function: the pool adds a thread whenever all of its
+ * threads have been stuck for about a millisecond, so a blocking `fn`
+ * holds up the others only that long, and 10,000 quick ones run on a few
+ * threads. If no thread can be started at all, `fn` runs on the thread
+ * that cancels `ctx` instead.
  *
  * `userdata` is passed along untouched. `finalizer`, if not NULL, is called
  * with `userdata` exactly once, whatever happens:
