@@ -61,6 +61,8 @@ def run_program(name: str, command: list[str], quick: bool) -> list[dict]:
 def fmt(value: float, unit: str) -> str:
     if unit == "bytes":
         return f"{max(value, 0):.0f} B"
+    if unit == "count":
+        return f"{value:.0f}"
     if value >= 1_000_000:
         return f"{value / 1_000_000:.2f} ms"
     if value >= 1_000:

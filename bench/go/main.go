@@ -79,12 +79,81 @@ func main() {
 		}
 		return total
 	})
+	sharedParent(parent)
+	afterFuncs()
 	count := 1_000_000
 	if *quick {
 		count = 200_000
 	}
 	memory("live context", count, func() (context.Context, context.CancelFunc) { return context.WithCancel(parent) })
 	memory("live deadline context", count, func() (context.Context, context.CancelFunc) { return context.WithTimeout(parent, hour) })
+}
+
+// sharedParent: goroutines deriving from one server-lifetime parent at
+// once (bench/rust/src/threads.rs does the same), wall time per operation
+// across all of them, with GOMAXPROCS at most the thread count.
+func sharedParent(parent context.Context) {
+	total, rounds := 2_000_000, 5
+	if *quick {
+		total, rounds = 200_000, 3
+	}
+	for _, threads := range []int{1, 2, 4, 8, 16} {
+		prev := runtime.GOMAXPROCS(min(threads, runtime.NumCPU()))
+		perThread := total / threads
+		samples := make([]float64, rounds)
+		for r := range samples {
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := 0; i < threads; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					for j := 0; j < perThread; j++ {
+						c, cancel := context.WithCancel(parent)
+						cancel()
+						sink = c
+					}
+				}()
+			}
+			began := time.Now()
+			close(start)
+			wg.Wait()
+			samples[r] = float64(time.Since(began).Nanoseconds()) / float64(perThread*threads)
+		}
+		runtime.GOMAXPROCS(prev)
+		sort.Float64s(samples)
+		emit("scaling", fmt.Sprintf("shared parent derive+cancel, %d threads", threads), "ns_per_op", samples[len(samples)/2])
+	}
+}
+
+// afterFuncs: 10,000 AfterFuncs on one context, then one cancel: when the
+// cancel returns and when every function has run (each in a goroutine).
+func afterFuncs() {
+	const count = 10_000
+	rounds := 7
+	if *quick {
+		rounds = 3
+	}
+	returned := make([]float64, rounds)
+	allRan := make([]float64, rounds)
+	for r := 0; r < rounds; r++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(count)
+		for i := 0; i < count; i++ {
+			context.AfterFunc(ctx, wg.Done)
+		}
+		began := time.Now()
+		cancel()
+		returned[r] = float64(time.Since(began).Nanoseconds())
+		wg.Wait()
+		allRan[r] = float64(time.Since(began).Nanoseconds())
+	}
+	sort.Float64s(returned)
+	sort.Float64s(allRan)
+	emit("rust", "10k after-funcs: cancel returns", "ns_per_op", returned[rounds/2])
+	emit("rust", "10k after-funcs: all have run", "ns_per_op", allRan[rounds/2])
 }
 
 // measure times op (n iterations per call, each handling `items` items)

@@ -5,6 +5,7 @@
 mod harness;
 mod memory;
 mod ops;
+mod threads;
 
 use std::time::Duration;
 
@@ -27,5 +28,7 @@ fn main() {
     };
     ops::core(&bench);
     ops::scaling(&bench, quick);
+    threads::shared_parent(quick);
+    threads::after_funcs(quick);
     ops::memory(quick);
 }
