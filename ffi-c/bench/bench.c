@@ -7,6 +7,8 @@
  * Build against a release libctx (`make bench-c`). */
 #define _GNU_SOURCE
 #include <ctx.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -114,6 +116,55 @@ static lookup_t value_chain(int depth, ctx_key_t **others) {
     return l;
 }
 
+/* 10,000 after-funcs on one context, then one cancel: when the cancel
+ * returns and when the last function has run, as bench/rust reports them. */
+#define AFTER_FUNCS 10000
+
+typedef struct {
+    atomic_int ran;
+    pthread_mutex_t lock;
+    pthread_cond_t all_ran;
+} after_count_t;
+
+static void count_one(void *arg) {
+    after_count_t *a = arg;
+    if (atomic_fetch_add(&a->ran, 1) + 1 == AFTER_FUNCS) {
+        pthread_mutex_lock(&a->lock);
+        pthread_cond_signal(&a->all_ran);
+        pthread_mutex_unlock(&a->lock);
+    }
+}
+
+static void after_funcs(void) {
+    double returned[RUNS], all_ran[RUNS];
+    static ctx_after_func_t *handles[AFTER_FUNCS];
+    for (int r = 0; r < RUNS; r++) {
+        after_count_t a = {.lock = PTHREAD_MUTEX_INITIALIZER, .all_ran = PTHREAD_COND_INITIALIZER};
+        atomic_init(&a.ran, 0);
+        ctx_t *c;
+        ctx_cancel_t *k;
+        ctx_with_cancel(ctx_background(), &c, &k);
+        for (int i = 0; i < AFTER_FUNCS; i++) ctx_after_func(c, count_one, &a, NULL, &handles[i]);
+        int64_t t = now();
+        ctx_cancel(k);
+        returned[r] = (double)(now() - t);
+        pthread_mutex_lock(&a.lock);
+        while (atomic_load(&a.ran) < AFTER_FUNCS) pthread_cond_wait(&a.all_ran, &a.lock);
+        pthread_mutex_unlock(&a.lock);
+        all_ran[r] = (double)(now() - t);
+        for (int i = 0; i < AFTER_FUNCS; i++) ctx_after_func_release(handles[i]);
+        ctx_cancel_and_release(c, k);
+    }
+    qsort(returned, RUNS, sizeof returned[0], cmp);
+    qsort(all_ran, RUNS, sizeof all_ran[0], cmp);
+    printf("{\"area\":\"c\",\"op\":\"10k after-funcs: cancel returns\",\"impl\":\"polyctx\",\"unit\":"
+           "\"ns_per_op\",\"value\":%.3f}\n",
+           returned[RUNS / 2]);
+    printf("{\"area\":\"c\",\"op\":\"10k after-funcs: all have run\",\"impl\":\"polyctx\",\"unit\":"
+           "\"ns_per_op\",\"value\":%.3f}\n",
+           all_ran[RUNS / 2]);
+}
+
 int main(void) {
     ctx_t *parent, *live;
     ctx_cancel_t *keep, *keep_live;
@@ -135,6 +186,7 @@ int main(void) {
         ctx_key_release(l.key);
         for (int i = 1; i < depths[d]; i++) ctx_key_release(others[i]);
     }
+    after_funcs();
 
     ctx_cancel(keep);
     ctx_cancel_release(keep_live);
