@@ -33,7 +33,8 @@
 // one deadline thread; calls only `tree::cancel`), `callback` (on-done
 // callbacks, after-funcs and waiters, one slot type), `pool` (the threads
 // that run after-funcs), `wait` (blocking waits and the `Done` future),
-// `fork` (what a forked child inherits). Plus `cancel` (the cancel
+// `fork` (what a forked child inherits). `wire`: what crosses between
+// services (timeouts, trace context, baggage, end reasons). Plus `cancel` (the cancel
 // handles), `foreign` (values from other languages, with their finalizers), `value`, `error`, `display`, `clock`, `raw` (pointers for
 // bindings), `wake_fd` and `stats`.
 mod callback;
@@ -54,6 +55,7 @@ mod tree;
 mod value;
 mod wait;
 mod wake_fd;
+pub mod wire;
 
 pub use callback::{after_func, AfterFunc, Registration};
 pub use cancel::{AnyCancelFunc, CancelCauseFunc, CancelFunc, CancelGuard, CauseNotAccepted};
