@@ -19,10 +19,11 @@ STRESS_TARGETS := stress-rust stress-miri
 DEMO_TARGETS := demo-rust
 BENCH_BUILD_TARGETS :=
 
--include ffi-c/c.mk
--include py/py.mk
--include node/node.mk
--include bench/bench.mk
+# A missing fragment is an error, not a surface silently skipped.
+include ffi-c/c.mk
+include py/py.mk
+include node/node.mk
+include bench/bench.mk
 
 .PHONY: miri-setup help demo test lint bench bench-run stress clean $(LINT_TARGETS) $(TEST_TARGETS) $(DEMO_TARGETS) $(BENCH_BUILD_TARGETS) $(STRESS_TARGETS)
 
