@@ -84,9 +84,10 @@ stress-miri: miri-setup
 	MIRIFLAGS="-Zmiri-ignore-leaks -Zmiri-tree-borrows -Zmiri-many-seeds=0..8" \
 	  $(MIRI) test --locked -q -p polyctx --lib --test concurrency --test after_func --test done_future --test go_context
 
-# The concurrency tests natively, in release, many times over.
+# The concurrency tests natively, in release, many times over, and the
+# model-based test for about 100,000 operations.
 stress-rust:
-	POLYCTX_STRESS=1 $(CARGO) test --locked --release -q -p polyctx --test concurrency --test fork
+	POLYCTX_STRESS=1 $(CARGO) test --locked --release -q -p polyctx --test concurrency --test fork --test model
 
 demo-rust:
 	$(CARGO) run --locked -q -p polyctx --example fanout
