@@ -15,7 +15,7 @@ BUILD := $(ROOT)/build
 # Filled in by the fragments.
 LINT_TARGETS := lint-rust
 TEST_TARGETS := test-rust test-miri test-conformance-go test-conformance-rust
-STRESS_TARGETS := stress-rust stress-miri
+STRESS_TARGETS := stress-rust stress-miri stress-fuzz
 DEMO_TARGETS := demo-rust
 BENCH_BUILD_TARGETS :=
 
@@ -83,6 +83,19 @@ stress-miri: miri-setup
 	  $(MIRI) test --locked -q -p polyctx --lib --test concurrency --test after_func
 	MIRIFLAGS="-Zmiri-ignore-leaks -Zmiri-tree-borrows -Zmiri-many-seeds=0..8" \
 	  $(MIRI) test --locked -q -p polyctx --lib --test concurrency --test after_func --test done_future --test go_context
+
+# cargo-fuzz (pinned) on every header parser and on extract/inject, each
+# for FUZZ_SECONDS, starting from the committed seeds in fuzz/corpus/.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := wire_timeouts wire_trace wire_baggage wire_extract
+stress-fuzz: miri-setup
+	@cargo fuzz --version 2>/dev/null | grep -q $(CARGO_FUZZ_VERSION) || \
+	  $(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+	    | grep -E "stat::number_of_executed_units|Done|ERROR|panicked" ; \
+	done
 
 # The concurrency tests natively, in release, many times over, and the
 # model-based test for about 100,000 operations.
