@@ -8,10 +8,7 @@ use polyctx::Context;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let headers: Vec<(&str, &str)> = text
-        .split('\n')
-        .filter_map(|line| line.split_once(':'))
-        .collect();
+    let headers: Vec<(&str, &str)> = text.split('\n').filter_map(|line| line.split_once(':')).collect();
     for policy in [Policy::internal(), Policy::external()] {
         for protocol in [Protocol::Grpc, Protocol::Connect, Protocol::Http] {
             let Ok((ctx, cancel)) = extract(&Context::background(), &headers[..], &policy, protocol) else {
@@ -23,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
             if inject(&ctx, &mut out, &policy, Protocol::Http).is_ok() {
                 if let (Some(left), Some((_, v))) = (left, out.iter().find(|(k, _)| k == "request-timeout-ms")) {
                     let sent = parse_timeout_ms("request-timeout-ms", v).unwrap().unwrap();
-                    assert!(sent <= left.div_ceil(1_000_000) * 1_000_000, "sent {sent} ns with {left} ns left");
+                    assert!(
+                        sent <= left.div_ceil(1_000_000) * 1_000_000,
+                        "sent {sent} ns with {left} ns left"
+                    );
                 }
             }
             cancel.cancel();

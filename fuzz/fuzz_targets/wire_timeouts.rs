@@ -3,9 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use polyctx::wire::{
-    format_grpc_timeout, format_timeout_ms, parse_grpc_timeout, parse_timeout_ms, MAX_OUTBOUND_NS,
-};
+use polyctx::wire::{format_grpc_timeout, format_timeout_ms, parse_grpc_timeout, parse_timeout_ms, MAX_OUTBOUND_NS};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

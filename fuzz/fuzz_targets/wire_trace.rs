@@ -8,7 +8,10 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let values: Vec<&str> = text.split('\n').collect();
     if let Some(tc) = parse_traceparent(&values) {
-        let sent = TraceContext { flags: tc.flags & 0x03, ..tc };
+        let sent = TraceContext {
+            flags: tc.flags & 0x03,
+            ..tc
+        };
         assert_eq!(parse_traceparent(&[tc.to_header()]), Some(sent));
     }
     if let Some(members) = parse_tracestate(&values) {
