@@ -83,6 +83,27 @@ pub(crate) fn register(signal: Option<NodeRef>, action: Action) -> Registration 
     Registration { slot }
 }
 
+/// A waiter's registration: a slot listed on `signal` that does not hold a
+/// count on it, because the waiter (a `Done`, a blocked thread) holds the
+/// node itself for as long as it waits. `None` if `signal` is already done.
+pub(crate) fn register_waiter(signal: &NodeRef, action: Action) -> Option<Arc<Slot>> {
+    let slot = Arc::new(Slot {
+        taken: AtomicBool::new(false),
+        action: UnsafeCell::new(Some(action)),
+        index: AtomicUsize::new(0),
+        node: None,
+    });
+    tree::list(signal, &slot).then_some(slot)
+}
+
+/// Unregisters a waiter's slot from `signal`, the node it was listed on.
+pub(crate) fn stop_waiter(signal: &NodeRef, slot: &Arc<Slot>) {
+    // Taken by the walk: the node is done and its list gone.
+    if slot.take().is_some() {
+        tree::unlist(signal, slot);
+    }
+}
+
 /// Runs the actions of slots taken from a done node, with no lock held:
 /// wakes and unparks first, then hands after-funcs to the pool in one batch,
 /// then runs on-done callbacks in order. A panicking callback does not stop

@@ -86,10 +86,21 @@ impl fmt::Debug for ForeignBytes {
     }
 }
 
+/// Who stored a foreign pointer: a binding declares one `static Owner` and
+/// tells its own values from anyone else's by it. Compared by address, which
+/// a static has one of (unlike a function, whose pointer may differ from
+/// one use to the next).
+#[derive(Debug)]
+pub struct Owner {
+    /// For `Debug` only.
+    pub name: &'static str,
+}
+
 /// A foreign pointer and its finalizer, which `Drop` calls exactly once.
 pub struct ForeignPtr {
     ptr: *mut c_void,
     finalizer: Option<Finalizer>,
+    owner: Option<&'static Owner>,
 }
 
 impl ForeignPtr {
@@ -102,7 +113,23 @@ impl ForeignPtr {
     /// several threads at once, since anyone holding the value (on any
     /// thread) can read the pointer back.
     pub unsafe fn new(ptr: *mut c_void, finalizer: Option<Finalizer>) -> ForeignPtr {
-        ForeignPtr { ptr, finalizer }
+        ForeignPtr {
+            ptr,
+            finalizer,
+            owner: None,
+        }
+    }
+
+    /// As [`ForeignPtr::new`], marked as stored by `owner`.
+    ///
+    /// # Safety
+    /// As for [`ForeignPtr::new`].
+    pub unsafe fn owned(ptr: *mut c_void, finalizer: Option<Finalizer>, owner: &'static Owner) -> ForeignPtr {
+        ForeignPtr {
+            ptr,
+            finalizer,
+            owner: Some(owner),
+        }
     }
 
     /// The pointer, still owned by this value.
@@ -110,10 +137,9 @@ impl ForeignPtr {
         self.ptr
     }
 
-    /// True when this value's finalizer is `finalizer`: how a binding tells
-    /// the values it stored (with its own finalizer) from anyone else's.
-    pub fn finalized_by(&self, finalizer: Finalizer) -> bool {
-        self.finalizer.is_some_and(|f| std::ptr::fn_addr_eq(f, finalizer))
+    /// True when `owner` stored this value (see [`ForeignPtr::owned`]).
+    pub fn is_owned_by(&self, owner: &'static Owner) -> bool {
+        self.owner.is_some_and(|o| std::ptr::eq(o, owner))
     }
 }
 
@@ -139,6 +165,7 @@ impl fmt::Debug for ForeignPtr {
         f.debug_struct("ForeignPtr")
             .field("ptr", &self.ptr)
             .field("finalizer", &self.finalizer.is_some())
+            .field("owner", &self.owner.map(|o| o.name))
             .finish()
     }
 }
@@ -154,13 +181,16 @@ mod tests {
         FINALIZED.fetch_add(p as usize, Ordering::Relaxed);
     }
 
-    unsafe extern "C" fn other(_: *mut c_void) {}
+    static MINE: Owner = Owner { name: "test" };
+    static THEIRS: Owner = Owner { name: "other" };
 
     #[test]
     fn a_pointer_is_finalized_once_when_its_last_context_goes() {
         let key = crate::Key::<ForeignValue>::new("k");
         // SAFETY: `count` only adds the pointer's address to a counter.
-        let value = ForeignValue::Pointer(unsafe { ForeignPtr::new(std::ptr::without_provenance_mut(5), Some(count)) });
+        let value = ForeignValue::Pointer(unsafe {
+            ForeignPtr::owned(std::ptr::without_provenance_mut(5), Some(count), &MINE)
+        });
         let ctx = crate::with_value(&crate::Context::background(), &key, value);
         let child = crate::without_cancel(&ctx);
         drop(ctx);
@@ -168,7 +198,7 @@ mod tests {
         match child.value(&key) {
             Some(ForeignValue::Pointer(p)) => {
                 assert_eq!(p.as_ptr().addr(), 5);
-                assert!(p.finalized_by(count) && !p.finalized_by(other));
+                assert!(p.is_owned_by(&MINE) && !p.is_owned_by(&THEIRS));
             }
             other => panic!("{other:?}"),
         }

@@ -64,7 +64,7 @@ pub use context::{
     with_timeout_cause, with_timeout_ns, with_value, without_cancel, Context,
 };
 pub use error::{Cause, Error, Message};
-pub use foreign::{ForeignBytes, ForeignPtr, ForeignValue};
+pub use foreign::{ForeignBytes, ForeignPtr, ForeignValue, Owner};
 pub use value::Key;
 pub use wait::Done;
 pub use wake_fd::WakeFd;

@@ -9,7 +9,9 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::thread;
 use std::time::Instant;
 
-use crate::callback::{self, Action, Registration};
+use std::sync::Arc;
+
+use crate::callback::{self, Action, Slot};
 use crate::node::NodeRef;
 use crate::{fork, Context};
 
@@ -30,7 +32,9 @@ pub(crate) fn block(ctx: &Context, deadline: Option<Instant>) -> bool {
         return true;
     }
     fork::check();
-    let registration = callback::register(Some(signal.clone()), Action::Unpark(thread::current()));
+    let Some(slot) = callback::register_waiter(&signal, Action::Unpark(thread::current())) else {
+        return true; // done while registering
+    };
     // `park` may return spuriously; only the state and the clock decide.
     while c.is_live() {
         match deadline {
@@ -44,7 +48,7 @@ pub(crate) fn block(ctx: &Context, deadline: Option<Instant>) -> bool {
             }
         }
     }
-    registration.stop();
+    callback::stop_waiter(&signal, &slot);
     !c.is_live()
 }
 
@@ -52,8 +56,19 @@ pub(crate) fn block(ctx: &Context, deadline: Option<Instant>) -> bool {
 #[must_use = "futures do nothing unless polled"]
 pub struct Done {
     signal: Option<NodeRef>,
-    /// The registration that wakes the task, and the waker it wakes.
-    waiting: Option<(Registration, Waker)>,
+    /// The slot that wakes the task, and which waker it wakes.
+    waiting: Option<(Arc<Slot>, WakerId)>,
+}
+
+/// What `Waker::will_wake` compares, kept without a second clone of the
+/// waker: its data pointer and its vtable, as addresses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WakerId(usize, usize);
+
+impl WakerId {
+    fn of(waker: &Waker) -> WakerId {
+        WakerId(waker.data().addr(), std::ptr::from_ref(waker.vtable()).addr())
+    }
 }
 
 impl Done {
@@ -77,19 +92,21 @@ impl Future for Done {
         if !c.is_live() {
             return Poll::Ready(());
         }
+        let id = WakerId::of(cx.waker());
         if let Some((_, waker)) = &this.waiting {
-            if waker.will_wake(cx.waker()) {
+            if *waker == id {
                 return Poll::Pending;
             }
         }
         // Polled by another task: move the registration to its waker.
-        if let Some((registration, _)) = this.waiting.take() {
-            registration.stop();
+        if let Some((slot, _)) = this.waiting.take() {
+            callback::stop_waiter(signal, &slot);
         }
         fork::check();
-        let waker = cx.waker().clone();
-        let registration = callback::register(Some(signal.clone()), Action::Wake(waker.clone()));
-        this.waiting = Some((registration, waker));
+        match callback::register_waiter(signal, Action::Wake(cx.waker().clone())) {
+            Some(slot) => this.waiting = Some((slot, id)),
+            None => return Poll::Ready(()),
+        }
         if !c.is_live() {
             return Poll::Ready(());
         }
@@ -99,8 +116,8 @@ impl Future for Done {
 
 impl Drop for Done {
     fn drop(&mut self) {
-        if let Some((registration, _)) = self.waiting.take() {
-            registration.stop();
+        if let (Some(signal), Some((slot, _))) = (&self.signal, self.waiting.take()) {
+            callback::stop_waiter(signal, &slot);
         }
     }
 }

@@ -69,13 +69,16 @@ impl Drop for CKey {
     }
 }
 
+/// Marks the values Python stores, so it finds its own objects again.
+static PYTHON: polyctx::Owner = polyctx::Owner { name: "python" };
+
 /// `with_value` for a Python object.
 pub(crate) fn with_value(parent: &polyctx::Context, key: &CKey, value: &Bound<'_, PyAny>) -> polyctx::Context {
     let obj = value.clone().into_ptr();
     // SAFETY: `obj` owns a reference that `release_value` gives back once,
     // from any thread (see there); a `PyObject*` may be read anywhere, and
     // C may only use it as the header says, under the GIL.
-    let value = ForeignValue::Pointer(unsafe { ForeignPtr::new(obj.cast(), Some(release_value)) });
+    let value = ForeignValue::Pointer(unsafe { ForeignPtr::owned(obj.cast(), Some(release_value), &PYTHON) });
     polyctx::with_value(parent, key.key(), value)
 }
 
@@ -85,7 +88,7 @@ pub(crate) fn value(py: Python<'_>, ctx: &polyctx::Context, key: &CKey) -> PyRes
     Ok(match ctx.value(key.key()) {
         None => py.None(),
         Some(ForeignValue::Bytes(b)) => PyBytes::new(py, b.as_bytes()).into_any().unbind(),
-        Some(ForeignValue::Pointer(p)) if p.finalized_by(release_value) => {
+        Some(ForeignValue::Pointer(p)) if p.is_owned_by(&PYTHON) => {
             // SAFETY: a live Python object: the context, which the caller
             // holds, owns a reference to it.
             unsafe { Bound::from_borrowed_ptr(py, p.as_ptr().cast()) }.unbind()

@@ -1,6 +1,10 @@
 //! The operations, each with polyctx and (where one exists) its tokio-util peer.
 
+use std::future::Future;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use polyctx::{with_cancel, with_timeout, with_value, Context, Key};
@@ -302,16 +306,21 @@ fn wake_waiters(n: u64, polyctx: bool) -> Duration {
         total += rt.block_on(async {
             let (ctx, cancel) = with_cancel(&Context::background());
             let token = CancellationToken::new();
+            let parked = Arc::new(AtomicU32::new(0));
             let tasks: Vec<_> = (0..WAITERS)
                 .map(|_| {
+                    let parked = parked.clone();
                     if polyctx {
-                        tokio::spawn(ctx.done())
+                        tokio::spawn(park_then_wait(ctx.done(), parked))
                     } else {
-                        tokio::spawn(token.clone().cancelled_owned())
+                        tokio::spawn(park_then_wait(token.clone().cancelled_owned(), parked))
                     }
                 })
                 .collect();
-            tokio::task::yield_now().await; // every task polled once, now waiting
+            // Every task has registered its waiter before the clock starts.
+            while parked.load(Ordering::Acquire) < WAITERS {
+                tokio::task::yield_now().await;
+            }
             let start = Instant::now();
             if polyctx {
                 cancel.cancel()
@@ -325,4 +334,15 @@ fn wake_waiters(n: u64, polyctx: bool) -> Duration {
         });
     }
     total
+}
+
+/// Polls `wait` once (which registers its waiter), counts the task as
+/// parked, then waits.
+async fn park_then_wait<F: Future<Output = ()>>(wait: F, parked: Arc<AtomicU32>) {
+    let mut wait = std::pin::pin!(wait);
+    let ready = std::future::poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx).is_ready())).await;
+    parked.fetch_add(1, Ordering::Release);
+    if !ready {
+        wait.await;
+    }
 }

@@ -44,7 +44,8 @@ fn budgets_shrink_by_the_time_each_hop_spends() {
     let sent = outbound(&hop1, &Policy::internal(), Protocol::Grpc);
     let grpc = get(&sent, "grpc-timeout").unwrap();
     let sent_ns = parse_grpc_timeout(grpc).unwrap().unwrap();
-    assert!(sent_ns <= 880 * MS && sent_ns > 870 * MS, "sent {grpc}");
+    // Generous below: Miri runs this too, and is slow.
+    assert!(sent_ns <= 880 * MS && sent_ns > 500 * MS, "sent {grpc}");
     let (hop2, _c2) = extract_at(
         &Context::background(),
         &sent[..],
@@ -53,16 +54,16 @@ fn budgets_shrink_by_the_time_each_hop_spends() {
         now + 50 * MS,
     )
     .unwrap();
-    let hop2_left = hop2.deadline_ns().unwrap() - now;
-    assert!(
-        hop2_left <= 930 * MS && hop2_left > 920 * MS,
-        "hop 2 ends 50 ms after hop 1 would have"
+    assert_eq!(
+        hop2.deadline_ns(),
+        Some(now + 50 * MS + sent_ns),
+        "hop 2's budget counts from when its headers arrived"
     );
 
     // Hop 3, through Connect, keeps shrinking, and the trace stays one trace.
     let (hop2b, _c) = extract_at(
         &Context::background(),
-        &[("connect-timeout-ms", "300"), ("traceparent", TP)][..],
+        &[("connect-timeout-ms", "30000"), ("traceparent", TP)][..],
         &Policy::internal(),
         Protocol::Connect,
         now,
@@ -70,7 +71,7 @@ fn budgets_shrink_by_the_time_each_hop_spends() {
     .unwrap();
     let sent = outbound(&hop2b, &Policy::internal(), Protocol::Connect);
     let ms: u64 = get(&sent, "connect-timeout-ms").unwrap().parse().unwrap();
-    assert!(ms <= 300 && ms > 280);
+    assert!(ms <= 30_000 && ms > 10_000);
     let hop3_trace = propagation(&hop2b).unwrap().trace.unwrap();
     assert_eq!(hop3_trace.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_ne!(
