@@ -51,12 +51,24 @@ def test_durations_must_be_numbers(seconds):
 
 
 def test_numbers_of_any_real_type_are_durations():
+    from datetime import timedelta
     from decimal import Decimal
     from fractions import Fraction
 
-    for seconds in (1, 1.5, True, Fraction(1, 2), Decimal("0.5"), 10**30, -(10**30)):
+    for seconds in (1, 1.5, True, Fraction(1, 2), Decimal("0.5"), timedelta(milliseconds=500), 10**9, -(10**9)):
         _ctx, cancel = with_timeout(background(), seconds)
         cancel()
+
+
+@pytest.mark.parametrize("seconds", [10**30, -(10**30), 1e300, 9.3e9])
+def test_durations_beyond_292_years_are_errors(seconds):
+    # The core's one rule for every binding: beyond 2**63 - 1 nanoseconds.
+    with pytest.raises(ValueError, match=r"seconds must be finite and within about 292 years .*use with_cancel"):
+        with_timeout(background(), seconds)
+    ctx, cancel = with_cancel(background())
+    with pytest.raises(ValueError, match="timeout must be finite"):
+        ctx.wait(seconds)
+    cancel()
 
 
 def test_causes_must_be_exception_instances():

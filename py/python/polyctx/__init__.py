@@ -6,24 +6,25 @@ request-scoped values, shared with Rust, C and Node code in the same process.
         ...
 
 The model lives in the Rust core (`polyctx._native`); this package adds the
-asyncio glue (`scope`, `current`, `await ctx.done()`).
+asyncio glue (`scope`, `current`, `use`, `await ctx.done()`).
 """
 
 from __future__ import annotations
 
-from ._asyncio import current
+from ._asyncio import current, use
 from ._c import c_library
 from ._errors import Canceled, ContextError, DeadlineExceeded, ForeignCause
 from ._native import (
     CancelCauseFunc,
     CancelFunc,
-    CancelPair,
     Context,
     Key,
     StopFunc,
+    __version__,
     after_func,
     background,
     cause,
+    loop_after_func,
     scope,
     todo,
     value_from_c,
@@ -34,9 +35,11 @@ from ._native import (
     with_value,
     without_cancel,
 )
+from ._pair import CancelCausePair, CancelPair
 
 __all__ = [
     "CancelCauseFunc",
+    "CancelCausePair",
     "CancelFunc",
     "CancelPair",
     "Canceled",
@@ -46,13 +49,16 @@ __all__ = [
     "ForeignCause",
     "Key",
     "StopFunc",
+    "__version__",
     "after_func",
     "background",
     "c_library",
     "cause",
     "current",
+    "loop_after_func",
     "scope",
     "todo",
+    "use",
     "value_from_c",
     "with_cancel",
     "with_cancel_cause",
