@@ -18,7 +18,7 @@
 //! anyio's `CancelScope(shield=True)`. Scopes find the enclosing one through
 //! the contextvar `_asyncio._scope`.
 
-use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError};
+use pyo3::exceptions::{PyGeneratorExit, PyRuntimeError, PyStopIteration, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyTuple, PyType, PyWeakrefReference};
@@ -231,11 +231,16 @@ impl Scope {
             return Err(PyRuntimeError::new_err("scope exited without being entered"));
         }
         let a = asyncio(py)?;
-        if let Some(token) = this.token.take() {
-            method(a.current.bind(py), pyo3::intern!(py, "reset"), &[token.bind(py)])?;
-        }
-        if let Some(token) = this.scope_token.take() {
-            method(a.scope.bind(py), pyo3::intern!(py, "reset"), &[token.bind(py)])?;
+        // A coroutine closed by the garbage collector (its loop closed with
+        // it pending) exits outside its task's contextvars: nothing to reset.
+        let closing = exc_type.is(py.get_type::<PyGeneratorExit>());
+        for (var, token) in [(&a.current, this.token.take()), (&a.scope, this.scope_token.take())] {
+            if let Some(token) = token {
+                match method(var.bind(py), pyo3::intern!(py, "reset"), &[token.bind(py)]) {
+                    Err(_) if closing => {}
+                    result => drop(result?),
+                }
+            }
         }
         let state = this.state;
         this.state = State::Exited;

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+import re
 import threading
 import time
 
@@ -384,3 +387,48 @@ def test_many_threads_cancel_and_wait_at_once():
     assert woke == [True] * 50
     for _, cancel in children:
         cancel()
+
+
+def test_version():
+    from importlib.metadata import version
+
+    assert polyctx.__version__ == version("polyctx")
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", polyctx.__version__)
+
+
+def test_live_handles_cannot_be_pickled_or_copied_and_say_why():
+    ctx, cancel = with_cancel(background())
+    _, cancel_cause = with_cancel_cause(ctx)
+    for obj, name in ((ctx, "Context"), (cancel, "CancelFunc"), (cancel_cause, "CancelCauseFunc")):
+        with pytest.raises(TypeError, match=rf"cannot pickle polyctx\.{name}: it is a live handle"):
+            pickle.dumps(obj)
+        for how in (copy.copy, copy.deepcopy):
+            with pytest.raises(TypeError, match=rf"cannot copy polyctx\.{name}: .*share the object itself"):
+                how(obj)
+    with pytest.raises(TypeError, match=r"cannot pickle polyctx\.Context"), with_cancel(ctx) as pair:
+        pickle.dumps(pair)
+    cancel_cause()
+    with pytest.raises(TypeError, match=r"cannot pickle polyctx\.StopFunc"):
+        pickle.dumps(after_func(ctx, lambda: None))
+    key = Key("k")
+    with pytest.raises(TypeError, match=r"cannot pickle polyctx\.Key: a key is unique by identity"):
+        pickle.dumps(key)
+    assert copy.copy(key) is key and copy.deepcopy({"k": key})["k"] is key
+    cancel()
+
+
+def test_pairs_are_tuples_with_their_kind_of_cancel_function():
+    pair = with_timeout(background(), 3600)
+    assert isinstance(pair, tuple) and isinstance(pair, polyctx.CancelPair) and len(pair) == 2
+    assert type(pair.cancel) is polyctx.CancelFunc and pair == (pair.context, pair.cancel)
+    cause_pair = with_cancel_cause(background())
+    assert isinstance(cause_pair, polyctx.CancelCausePair) and type(cause_pair[1]) is polyctx.CancelCauseFunc
+    assert repr(cause_pair).startswith("CancelCausePair(<polyctx.Context context.Background.WithCancel>")
+    for p in (pair, cause_pair):
+        p.cancel()
+
+
+def test_keys_are_generic_for_type_checkers():
+    key = Key[int]("count")
+    assert type(key) is Key and key.name == "count"
+    assert with_value(background(), key, 3).value(key) == 3

