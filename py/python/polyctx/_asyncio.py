@@ -61,7 +61,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_wakers)
 
 
-def _done_future(ctx: Context) -> Future[None]:
+def _done_future(ctx: Context) -> Future[None]:  # pyright: ignore[reportUnusedFunction] (Context.done)
     loop = get_running_loop()
     return _waker(loop).future(loop, ctx)
 
@@ -91,7 +91,7 @@ class use:
         cancel: CancelFunc | CancelCauseFunc | None = None
         if isinstance(ctx, (CancelPair, CancelCausePair)):
             ctx, cancel = ctx
-        elif not isinstance(ctx, Context):
+        elif not isinstance(ctx, Context):  # pyright: ignore[reportUnnecessaryIsInstance] (bad input)
             raise TypeError(f"use() takes a polyctx.Context or a with_* pair, not {type(ctx).__name__}")
         self._ctx: Context = ctx
         self._cancel = cancel
