@@ -15,10 +15,14 @@
 //! whose context is done while a scope nested in it (in the same task) runs
 //! on a context that is not done defers its cancellation until that scope
 //! exits. So `scope(without_cancel(current()))` shields its block, like
-//! anyio's `CancelScope(shield=True)`. Scopes find the enclosing one through
-//! the contextvar `_asyncio._scope`.
+//! anyio's `CancelScope(shield=True)`. Each entered scope links to the
+//! enclosing one of its task, found in `INNERMOST`.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 use pyo3::exceptions::{PyGeneratorExit, PyRuntimeError, PyStopIteration, PyTypeError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyTuple, PyType, PyWeakrefReference};
@@ -29,6 +33,13 @@ use crate::cancel::CancelFunc;
 use crate::cause::err_of;
 use crate::context::{as_pair, type_name, Context};
 use crate::waker::Waker;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    Nothing,
+    Enter,
+    Exit,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -51,12 +62,13 @@ pub(crate) struct Scope {
     task: Option<Py<PyAny>>,
     cancelling: isize,
     token: Option<Py<PyAny>>,
-    scope_token: Option<Py<PyAny>>,
+    /// This scope's entry in `INNERMOST`: (its task's address, its own).
+    registered: Option<(usize, usize)>,
     waker: Option<Py<Waker>>,
     id: u64,
-    /// What awaiting this object returns, once: set by `__aenter__` (the
-    /// context) and `__aexit__` (None); awaiting it otherwise is an error.
-    result: Option<Py<PyAny>>,
+    /// What awaiting this object returns, once: the context after
+    /// `__aenter__`, None after `__aexit__`; awaiting it otherwise is an error.
+    awaiting: Awaiting,
     /// A `loop.call_soon` handle that will fire this scope.
     handle: Option<Py<PyAny>>,
     /// The enclosing scope of the same task, and the one nested in this.
@@ -74,7 +86,6 @@ pub(crate) struct Asyncio {
     current_task_name: &'static str,
     cancelled_error: Py<PyAny>,
     current: Py<PyAny>,
-    scope: Py<PyAny>,
     glue: Py<PyAny>,
     has_uncancel: bool,
 }
@@ -97,7 +108,6 @@ pub(crate) fn asyncio(py: Python<'_>) -> PyResult<&Asyncio> {
             current_task_in: current_task_in.unbind(),
             current_task_name,
             current: glue.getattr("_current")?.unbind(),
-            scope: glue.getattr("_scope")?.unbind(),
             glue: glue.into_any().unbind(),
             has_uncancel: (version.major, version.minor) >= (3, 11),
         })
@@ -155,10 +165,10 @@ impl Scope {
             task: None,
             cancelling: 0,
             token: None,
-            scope_token: None,
+            registered: None,
             waker: None,
             id: 0,
-            result: None,
+            awaiting: Awaiting::Nothing,
             handle: None,
             outer: None,
             inner: None,
@@ -186,20 +196,21 @@ impl Scope {
         }
         let ctx = this.ctx.clone_ref(py).into_bound(py);
         this.token = Some(method(a.current.bind(py), pyo3::intern!(py, "set"), &[ctx.as_any()])?.unbind());
-        let scope_var = a.scope.bind(py);
-        if let Ok(outer) = method(scope_var, pyo3::intern!(py, "get"), &[])?.cast_into::<Scope>() {
-            let mut o = outer.borrow_mut();
-            let same_task = o.task.as_ref().is_some_and(|t| t.is(&task));
-            if same_task && matches!(o.state, State::Entered | State::Fired) {
+        let registered = (task.as_ptr() as usize, slf.as_ptr() as usize);
+        let outer = innermost().insert(registered.0, registered.1);
+        this.registered = Some(registered);
+        if let Some(outer) = outer {
+            // SAFETY: `INNERMOST` points only at live scopes (see there).
+            let outer = unsafe { Bound::from_borrowed_ptr(py, outer as *mut ffi::PyObject) }.cast_into::<Scope>()?;
+            if let Ok(mut o) = outer.try_borrow_mut() {
                 o.inner = Some(slf.clone().unbind());
                 drop(o);
                 this.outer = Some(outer.unbind());
             }
         }
-        this.scope_token = Some(method(scope_var, pyo3::intern!(py, "set"), &[slf.as_any()])?.unbind());
         this.task = Some(task.unbind());
         this.state = State::Entered;
-        this.result = Some(ctx.clone().into_any().unbind());
+        this.awaiting = Awaiting::Enter;
         let waker = a.waker(py, &event_loop)?;
         match waker
             .get()
@@ -234,17 +245,15 @@ impl Scope {
         // A coroutine closed by the garbage collector (its loop closed with
         // it pending) exits outside its task's contextvars: nothing to reset.
         let closing = exc_type.is(py.get_type::<PyGeneratorExit>());
-        for (var, token) in [(&a.current, this.token.take()), (&a.scope, this.scope_token.take())] {
-            if let Some(token) = token {
-                match method(var.bind(py), pyo3::intern!(py, "reset"), &[token.bind(py)]) {
-                    Err(_) if closing => {}
-                    result => drop(result?),
-                }
+        if let Some(token) = this.token.take() {
+            match method(a.current.bind(py), pyo3::intern!(py, "reset"), &[token.bind(py)]) {
+                Err(_) if closing => {}
+                result => drop(result?),
             }
         }
         let state = this.state;
         this.state = State::Exited;
-        this.result = Some(py.None());
+        this.awaiting = Awaiting::Exit;
         this.deferred = false;
         if let Some(waker) = this.waker.take() {
             waker.get().unwatch(this.id);
@@ -252,9 +261,15 @@ impl Scope {
         if let Some(handle) = this.handle.take() {
             method(handle.bind(py), pyo3::intern!(py, "cancel"), &[])?;
         }
-        this.inner = None;
-        if let Some(outer) = this.outer.take() {
-            outer.bind(py).borrow_mut().inner = None;
+        this.unregister();
+        // Unlink; a scope nested in this one that is still entered (exits out
+        // of order, as async generators allow) takes its place.
+        let (inner, outer) = (this.inner.take(), this.outer.take());
+        if let Some(inner) = &inner {
+            inner.bind(py).borrow_mut().outer = outer.as_ref().map(|o| o.clone_ref(py));
+        }
+        if let Some(outer) = &outer {
+            outer.bind(py).borrow_mut().inner = inner;
             fire_deferred(outer.bind(py), a)?;
         }
         if let Some(cancel) = &this.cancel {
@@ -289,7 +304,7 @@ impl Scope {
     /// Only `async with` awaits a scope (the result of its `__aenter__` and
     /// `__aexit__`); `await scope(ctx)` alone would do nothing.
     fn __await__(slf: PyRef<'_, Self>) -> PyResult<PyRef<'_, Self>> {
-        if slf.result.is_none() {
+        if slf.awaiting == Awaiting::Nothing {
             return Err(PyTypeError::new_err(
                 "polyctx.scope is not awaitable: use it as `async with polyctx.scope(ctx):`",
             ));
@@ -301,9 +316,13 @@ impl Scope {
         slf
     }
 
-    /// Completes at once: with the context after `__aenter__`, None after `__aexit__`.
-    fn __next__(&mut self) -> PyResult<Option<Py<PyAny>>> {
-        Err(PyStopIteration::new_err((self.result.take(),)))
+    /// Completes at once: with the context after `__aenter__`, None after
+    /// `__aexit__` (no StopIteration object needed for that).
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match std::mem::replace(&mut self.awaiting, Awaiting::Nothing) {
+            Awaiting::Enter => Err(PyStopIteration::new_err((self.ctx.clone_ref(py),))),
+            Awaiting::Exit | Awaiting::Nothing => Ok(None),
+        }
     }
 
     /// Fires the scope from a `loop.call_soon` callback.
@@ -328,9 +347,7 @@ impl Scope {
         visit.call(&self.cancel)?;
         visit.call(&self.task)?;
         visit.call(&self.token)?;
-        visit.call(&self.scope_token)?;
         visit.call(&self.waker)?;
-        visit.call(&self.result)?;
         visit.call(&self.handle)?;
         visit.call(&self.outer)?;
         visit.call(&self.inner)?;
@@ -341,16 +358,45 @@ impl Scope {
         self.cancel = None;
         self.task = None;
         self.token = None;
-        self.scope_token = None;
         self.waker = None;
-        self.result = None;
         self.handle = None;
         self.outer = None;
         self.inner = None;
     }
 }
 
+/// The innermost entered scope of each task: task address to scope address.
+/// A scope's entry is replaced by its enclosing scope's (or removed) when it
+/// exits, or when it is freed without exiting, so every address in it is a
+/// live scope; and a scope holds its task, so task addresses are not reused
+/// meanwhile. Touched only with the GIL held.
+static INNERMOST: LazyLock<Mutex<HashMap<usize, usize>>> = LazyLock::new(Mutex::default);
+
+fn innermost() -> MutexGuard<'static, HashMap<usize, usize>> {
+    INNERMOST.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
 impl Scope {
+    /// Gives this scope's place in `INNERMOST` back to the enclosing scope.
+    fn unregister(&mut self) {
+        let Some((task, me)) = self.registered.take() else {
+            return;
+        };
+        let mut map = innermost();
+        if map.get(&task) == Some(&me) {
+            match &self.outer {
+                Some(outer) => map.insert(task, outer.as_ptr() as usize),
+                None => map.remove(&task),
+            };
+        }
+    }
+
     /// Cancels the task, once, if the block is still running and no scope
     /// nested in it runs on a context that is not done.
     pub(crate) fn fire(slf: &Bound<'_, Self>) -> PyResult<()> {

@@ -615,6 +615,28 @@ def test_a_child_task_is_not_shielded_by_its_parents_scope(run):
     run(main())
 
 
+def test_scopes_that_exit_out_of_order_keep_working(run):
+    # An async generator's scope can exit while a scope its consumer entered
+    # later is still open: the chain of scopes is mended, nothing breaks.
+    async def gen(ctx):
+        async with scope(ctx):
+            yield
+
+    async def main():
+        ctx, cancel = with_cancel(background())
+        g = gen(ctx)
+        await g.__anext__()
+        async with scope(with_timeout(background(), 3600)):
+            await g.aclose()
+            await asyncio.sleep(0)
+        cancel()
+        with pytest.raises(DeadlineExceeded):
+            async with scope(with_timeout(background(), 0.01)):
+                await asyncio.sleep(LONG)
+
+    run(main())
+
+
 # -- use(): current() without a scope ----------------------------------------------
 
 

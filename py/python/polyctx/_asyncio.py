@@ -1,5 +1,5 @@
 """asyncio glue: one waker per event loop, `current()` and `use()`. `scope`
-is native (`_native.scope`), for speed; it uses `_current`, `_scope` and
+is native (`_native.scope`), for speed; it uses `_current`, `_last` and
 `_waker` here.
 
 A context is done on whatever thread cancels it (or on the core's timer
@@ -68,8 +68,6 @@ def _done_future(ctx: Context) -> Future[None]:  # pyright: ignore[reportUnusedF
 
 # Contexts are immutable, so a shared default is safe.
 _current: ContextVar[Context] = ContextVar("polyctx.current", default=background())  # noqa: B039
-# The innermost `scope` (native) of the running task, for nested scopes.
-_scope: ContextVar[object] = ContextVar("polyctx.scope", default=None)
 
 
 def current() -> Context:
