@@ -37,8 +37,9 @@ impl StopFunc {
         "<polyctx.StopFunc>".into()
     }
 
+    /// What `pickle` and `copy` call: they refuse, saying why.
     fn __reduce__(&self) -> PyResult<()> {
-        Err(not_copyable("StopFunc", "pickle"))
+        Err(not_copyable("StopFunc"))
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

@@ -186,16 +186,9 @@ impl CancelFunc {
         repr("CancelFunc", &self.0)
     }
 
+    /// What `pickle` and `copy` call: they refuse, saying why.
     fn __reduce__(&self) -> PyResult<()> {
-        Err(not_copyable("CancelFunc", "pickle"))
-    }
-
-    fn __copy__(&self) -> PyResult<()> {
-        Err(not_copyable("CancelFunc", "copy"))
-    }
-
-    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> PyResult<()> {
-        Err(not_copyable("CancelFunc", "copy"))
+        Err(not_copyable("CancelFunc"))
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -226,16 +219,9 @@ impl CancelCauseFunc {
         repr("CancelCauseFunc", &self.0)
     }
 
+    /// What `pickle` and `copy` call: they refuse, saying why.
     fn __reduce__(&self) -> PyResult<()> {
-        Err(not_copyable("CancelCauseFunc", "pickle"))
-    }
-
-    fn __copy__(&self) -> PyResult<()> {
-        Err(not_copyable("CancelCauseFunc", "copy"))
-    }
-
-    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> PyResult<()> {
-        Err(not_copyable("CancelCauseFunc", "copy"))
+        Err(not_copyable("CancelCauseFunc"))
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

@@ -185,10 +185,10 @@ pub(crate) fn expect_context<'a, 'py>(obj: &'a Bound<'py, PyAny>, what: &str) ->
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a polyctx.Context, not {}", type_name(obj))))
 }
 
-/// The error for copying a live handle.
-pub(crate) fn not_copyable(class: &str, how: &str) -> PyErr {
+/// The error for pickling or copying a live handle.
+pub(crate) fn not_copyable(class: &str) -> PyErr {
     PyTypeError::new_err(format!(
-        "cannot {how} polyctx.{class}: it is a live handle on this process's cancellation tree \
+        "cannot pickle or copy polyctx.{class}: it is a live handle on this process's cancellation tree \
          (cancel functions, deadline timers and waiters live here); share the object itself, \
          it is immutable and thread-safe, or send another process what it needs (a deadline, values)"
     ))
@@ -302,16 +302,9 @@ impl Context {
         h.finish()
     }
 
+    /// What `pickle` and `copy` call: they refuse, saying why.
     fn __reduce__(&self) -> PyResult<()> {
-        Err(not_copyable("Context", "pickle"))
-    }
-
-    fn __copy__(&self) -> PyResult<()> {
-        Err(not_copyable("Context", "copy"))
-    }
-
-    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> PyResult<()> {
-        Err(not_copyable("Context", "copy"))
+        Err(not_copyable("Context"))
     }
 
     /// Visits the references this context owns, each once (see `gc`).

@@ -400,15 +400,13 @@ def test_live_handles_cannot_be_pickled_or_copied_and_say_why():
     ctx, cancel = with_cancel(background())
     _, cancel_cause = with_cancel_cause(ctx)
     for obj, name in ((ctx, "Context"), (cancel, "CancelFunc"), (cancel_cause, "CancelCauseFunc")):
-        with pytest.raises(TypeError, match=rf"cannot pickle polyctx\.{name}: it is a live handle"):
-            pickle.dumps(obj)
-        for how in (copy.copy, copy.deepcopy):
-            with pytest.raises(TypeError, match=rf"cannot copy polyctx\.{name}: .*share the object itself"):
+        for how in (pickle.dumps, copy.copy, copy.deepcopy):
+            with pytest.raises(TypeError, match=rf"cannot pickle or copy polyctx\.{name}: it is a live handle"):
                 how(obj)
-    with pytest.raises(TypeError, match=r"cannot pickle polyctx\.Context"), with_cancel(ctx) as pair:
+    with pytest.raises(TypeError, match=r"cannot pickle or copy polyctx\.Context"), with_cancel(ctx) as pair:
         pickle.dumps(pair)
     cancel_cause()
-    with pytest.raises(TypeError, match=r"cannot pickle polyctx\.StopFunc"):
+    with pytest.raises(TypeError, match=r"cannot pickle or copy polyctx\.StopFunc"):
         pickle.dumps(after_func(ctx, lambda: None))
     key = Key("k")
     with pytest.raises(TypeError, match=r"cannot pickle polyctx\.Key: a key is unique by identity"):

@@ -7,52 +7,43 @@ class per kind of cancel function, so each pair's `cancel` has its type."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from ._native import CancelCauseFunc, CancelFunc, Context
 
 __all__ = ["CancelCausePair", "CancelPair"]
 
+_F = TypeVar("_F", bound="CancelFunc | CancelCauseFunc")
 
-class CancelPair(tuple[Context, CancelFunc]):
+
+class _Pair(tuple[Context, _F]):
+    __slots__ = ()
+
+    @property
+    def context(self) -> Context:
+        return self[0]
+
+    @property
+    def cancel(self) -> _F:
+        return self[1]
+
+    def __enter__(self) -> tuple[Context, _F]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self[1]()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self[0]!r}, {self[1]!r})"
+
+
+class CancelPair(_Pair[CancelFunc]):
     """`(ctx, cancel)` from `with_cancel`, `with_timeout` and `with_deadline`."""
 
     __slots__ = ()
 
-    @property
-    def context(self) -> Context:
-        return self[0]
 
-    @property
-    def cancel(self) -> CancelFunc:
-        return self[1]
-
-    def __enter__(self) -> CancelPair:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self[1]()
-
-    def __repr__(self) -> str:
-        return f"CancelPair({self[0]!r}, {self[1]!r})"
-
-
-class CancelCausePair(tuple[Context, CancelCauseFunc]):
+class CancelCausePair(_Pair[CancelCauseFunc]):
     """`(ctx, cancel)` from `with_cancel_cause`: `cancel(cause)` records why."""
 
     __slots__ = ()
-
-    @property
-    def context(self) -> Context:
-        return self[0]
-
-    @property
-    def cancel(self) -> CancelCauseFunc:
-        return self[1]
-
-    def __enter__(self) -> CancelCausePair:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self[1]()
-
-    def __repr__(self) -> str:
-        return f"CancelCausePair({self[0]!r}, {self[1]!r})"
