@@ -265,12 +265,16 @@ impl Scope {
         // Unlink; a scope nested in this one that is still entered (exits out
         // of order, as async generators allow) takes its place.
         let (inner, outer) = (this.inner.take(), this.outer.take());
-        if let Some(inner) = &inner {
-            inner.bind(py).borrow_mut().outer = outer.as_ref().map(|o| o.clone_ref(py));
+        if let Some(Ok(mut i)) = inner.as_ref().map(|i| i.bind(py).try_borrow_mut()) {
+            i.outer = outer.as_ref().map(|o| o.clone_ref(py));
         }
         if let Some(outer) = &outer {
-            outer.bind(py).borrow_mut().inner = inner;
-            fire_deferred(outer.bind(py), a)?;
+            if let Ok(mut o) = outer.bind(py).try_borrow_mut() {
+                o.inner = inner;
+            }
+            if !closing {
+                fire_deferred(outer.bind(py), a)?;
+            }
         }
         if let Some(cancel) = &this.cancel {
             match cancel.bind(py).cast::<CancelFunc>() {
@@ -413,8 +417,16 @@ impl Scope {
         }
         this.deferred = false;
         this.state = State::Fired;
-        if let Some(task) = &this.task {
-            method(task.bind(py), pyo3::intern!(py, "cancel"), &[])?;
+        let outer = this.outer.as_ref().map(|o| o.bind(py).clone());
+        let task = this.task.as_ref().map(|t| t.bind(py).clone());
+        drop(this);
+        // Enclosing scopes this one deferred fire first, so that the
+        // outermost one whose context is done reports it.
+        if let Some(outer) = outer {
+            fire_deferred(&outer, asyncio(py)?)?;
+        }
+        if let Some(task) = task {
+            method(&task, pyo3::intern!(py, "cancel"), &[])?;
         }
         Ok(())
     }
@@ -446,25 +458,21 @@ fn schedule_fire(slf: &Bound<'_, Scope>, event_loop: &Bound<'_, PyAny>) -> PyRes
     Ok(())
 }
 
-/// A nested scope exited: the enclosing scopes it shielded fire now, from
-/// the loop, innermost first.
+/// A nested scope exited or fired: the enclosing scopes it shielded (the
+/// deferred ones right above it) fire now, from the loop, innermost first.
+/// Stops at the first scope that is not deferred, so that entering and
+/// leaving nested scopes stays O(1) a scope.
 fn fire_deferred(outer: &Bound<'_, Scope>, a: &Asyncio) -> PyResult<()> {
     let py = outer.py();
     let mut at = Some(outer.clone());
-    let mut event_loop = None;
     while let Some(scope) = at {
-        let (deferred, next) = {
-            let s = scope.borrow();
-            (s.deferred, s.outer.as_ref().map(|o| o.bind(py).clone()))
-        };
-        if deferred {
-            scope.borrow_mut().deferred = false;
-            if event_loop.is_none() {
-                event_loop = Some(a.running_loop(py)?);
-            }
-            schedule_fire(&scope, event_loop.as_ref().expect("just set"))?;
+        let Ok(mut s) = scope.try_borrow_mut() else { break };
+        if !std::mem::replace(&mut s.deferred, false) {
+            break;
         }
-        at = next;
+        at = s.outer.as_ref().map(|o| o.bind(py).clone());
+        drop(s);
+        schedule_fire(&scope, &a.running_loop(py)?)?;
     }
     Ok(())
 }
