@@ -36,16 +36,25 @@
 //!    stop visiting node-held references for good (they still visit their own
 //!    references). Cycles through such contexts are not collected.
 //!
-//! What is visited depends only on state that cannot change during a
-//! collection (the collector holds the GIL): a cause set by the core's timer
-//! thread or a C thread meanwhile is either a deadline cause the owner
-//! already visits through its clone or a cause inherited from the parent.
+//! Not covered: a function given to `after_func` is held by the core only
+//! until its context is done or it is stopped (a context whose cancel
+//! function is never called warns about that already); the waits of an
+//! event loop are held by its `Waker`, which traverses them.
 //!
-//! The references a `Context` visits were fixed when it was made, so a cycle
-//! through it always also runs through a mutable object (the value, the
-//! exception, a frame), which the collector clears; `__clear__` still drops
-//! what the context owns on the Python side. Tests: `tests/test_gc.py`
-//! checks the edges with `gc.get_referents` and that the cycles are freed.
+//! What is visited does not change during a collection, though causes may
+//! (the collector holds the GIL, but the core's timer thread and C threads
+//! do not need it): a cause set meanwhile is either a deadline cause, which
+//! the owner visits through its clone before and after, or a cause inherited
+//! from the parent, which it never visits. Only Python code (with the GIL)
+//! gives a node a cause of its own.
+//!
+//! A cycle through a context also runs through a Python object that the
+//! collector clears: the value (or whatever refers back from it), or the
+//! exception (exceptions clear their traceback, arguments and attributes),
+//! or a frame. A context's own `__clear__` drops what it owns on the Python
+//! side and keeps its node, so a context that survives a collection still
+//! works. `tests/test_gc.py` checks the edges with `gc.get_referents`, that
+//! the visits equal the references held, and that the cycles are freed.
 
 use std::cell::RefCell;
 
