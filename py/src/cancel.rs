@@ -1,18 +1,18 @@
-//! Cancel functions, the `(ctx, cancel)` pair the `with_*` functions return,
-//! and the runtime lostcancel check: a cancel function garbage-collected
-//! without having been called warns, naming where its context was created.
+//! Cancel functions, and the runtime lostcancel check: a cancel function
+//! garbage-collected without having been called warns, naming where its
+//! context was created. The `(ctx, cancel)` pairs are tuples (`_pair.py`).
 
 use std::ffi::{c_int, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pyo3::exceptions::{PyIndexError, PyResourceWarning, PyTypeError};
+use pyo3::exceptions::{PyResourceWarning, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::cabi;
 use crate::cause::cause_from_py;
-use crate::context::Context;
+use crate::context::{not_copyable, Context};
 
 /// Where a context was created: the caller's code object and line.
 pub(crate) struct Origin {
@@ -73,18 +73,42 @@ pub(crate) struct Cancel {
     func: polyctx::AnyCancelFunc,
     called: AtomicBool,
     origin: Option<Origin>,
+    /// The context this cancels, as its owning wrapper, so that the garbage
+    /// collector reaches the cause it will hold through this function (see
+    /// `gc`). None for a C handle.
+    context: Option<Py<Context>>,
 }
 
 impl Cancel {
+    /// The cancel function of `context`, made by a `with_*` function called
+    /// from Python code (whose line the lostcancel warning names).
+    pub(crate) fn new(py: Python<'_>, func: polyctx::AnyCancelFunc, context: Py<Context>) -> Cancel {
+        Cancel {
+            func,
+            called: AtomicBool::new(false),
+            origin: Origin::capture(py),
+            context: Some(context),
+        }
+    }
+
     pub(crate) fn cancel(&self, cause: Option<polyctx::Cause>) -> PyResult<()> {
         self.called.store(true, Ordering::Relaxed);
         match cause {
             None => self.func.cancel(),
             // Only a handle adopted from C can be of the kind that takes no
             // cause under a `CancelCauseFunc`.
-            Some(_) => self.func.cancel_with_cause(cause).map_err(|_| {
-                PyTypeError::new_err("this C cancel handle takes no cause (it is not from ctx_with_cancel_cause)")
-            })?,
+            cause => self
+                .func
+                .cancel_with_cause(cause)
+                .map_err(|e| PyTypeError::new_err(e.to_string()))?,
+        }
+        Ok(())
+    }
+
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.context)?;
+        if let Some(origin) = &self.origin {
+            visit.call(&origin.code)?;
         }
         Ok(())
     }
@@ -95,6 +119,7 @@ impl Cancel {
             func: cabi::cancel_from_c(ptr)?,
             called: AtomicBool::new(false),
             origin: None, // C code owns the duty to cancel
+            context: None,
         })
     }
 }
@@ -152,6 +177,15 @@ impl CancelFunc {
     fn __repr__(&self) -> String {
         repr("CancelFunc", &self.0)
     }
+
+    /// What `pickle` and `copy` call: they refuse, saying why.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(not_copyable("CancelFunc"))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.0.traverse(&visit)
+    }
 }
 
 /// Cancels its context with an optional cause: `cancel(cause)`.
@@ -175,6 +209,15 @@ impl CancelCauseFunc {
     fn __repr__(&self) -> String {
         repr("CancelCauseFunc", &self.0)
     }
+
+    /// What `pickle` and `copy` call: they refuse, saying why.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(not_copyable("CancelCauseFunc"))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.0.traverse(&visit)
+    }
 }
 
 fn repr(class: &str, c: &Cancel) -> String {
@@ -184,70 +227,4 @@ fn repr(class: &str, c: &Cancel) -> String {
         ""
     };
     format!("<polyctx.{class}{called}>")
-}
-
-pub(crate) fn plain(py: Python<'_>, f: polyctx::CancelFunc) -> Cancel {
-    Cancel {
-        func: f.into(),
-        called: AtomicBool::new(false),
-        origin: Origin::capture(py),
-    }
-}
-
-pub(crate) fn with_cause(py: Python<'_>, f: polyctx::CancelCauseFunc) -> Cancel {
-    Cancel {
-        func: f.into(),
-        called: AtomicBool::new(false),
-        origin: Origin::capture(py),
-    }
-}
-
-/// What `with_cancel` and friends return: a `(ctx, cancel)` pair that unpacks
-/// like a tuple and, used with `with`, cancels when the block exits.
-#[pyclass(frozen, sequence, module = "polyctx", name = "CancelPair")]
-pub(crate) struct CancelPair {
-    #[pyo3(get)]
-    pub(crate) context: Py<Context>,
-    /// A `CancelFunc` or `CancelCauseFunc`.
-    #[pyo3(get)]
-    pub(crate) cancel: Py<PyAny>,
-}
-
-#[pymethods]
-impl CancelPair {
-    fn __len__(&self) -> usize {
-        2
-    }
-
-    fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<Py<PyAny>> {
-        match i {
-            0 | -2 => Ok(self.context.clone_ref(py).into_any()),
-            1 | -1 => Ok(self.cancel.clone_ref(py)),
-            _ => Err(PyIndexError::new_err("CancelPair index out of range")),
-        }
-    }
-
-    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.tuple(py).as_any().try_iter().map(Bound::into_any)
-    }
-
-    fn __enter__<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
-        self.tuple(py)
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.cancel.bind(py).call0()?;
-        Ok(false)
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> String {
-        format!("CancelPair({}, {})", self.context.get().repr(), self.cancel.bind(py))
-    }
-}
-
-impl CancelPair {
-    fn tuple<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
-        PyTuple::new(py, [self.context.clone_ref(py).into_any(), self.cancel.clone_ref(py)]).expect("a two-item tuple")
-    }
 }

@@ -57,6 +57,11 @@ pub(crate) fn cause_from_py(cause: Option<&Bound<'_, PyAny>>) -> PyResult<Option
     )))
 }
 
+/// The Python exception a cause carries, if it was given from Python.
+pub(crate) fn exception_of(cause: &Cause) -> Option<&Py<PyAny>> {
+    cause.payload::<PyException>().map(|PyException(exc)| exc)
+}
+
 /// What other languages see of a Python exception: `str(exc)`, or the type's
 /// name when that is empty or fails.
 fn message_of(exc: &Bound<'_, PyAny>) -> String {
@@ -74,7 +79,7 @@ fn message_of(exc: &Bound<'_, PyAny>) -> String {
 /// cause, a fresh `Canceled`/`DeadlineExceeded` for a context error, and a
 /// `ForeignCause` carrying the message (and code) for anything else.
 pub(crate) fn cause_to_py<'py>(py: Python<'py>, cause: &Cause) -> PyResult<Bound<'py, PyAny>> {
-    if let Some(PyException(exc)) = cause.payload::<PyException>() {
+    if let Some(exc) = exception_of(cause) {
         return Ok(exc.bind(py).clone());
     }
     if let Some(e) = cause.as_context_error() {

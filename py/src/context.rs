@@ -1,17 +1,25 @@
 //! `Context`, `Key`, and the functions that derive contexts.
+//!
+//! Every `Context` a `with_*` function returns owns the Python references its
+//! node holds, for the garbage collector: see `gc` for the rule.
 
 use std::hash::{Hash, Hasher};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use polyctx::clock;
+use polyctx::clock::{self, DurationError};
+use polyctx::Cause;
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyFloat;
+use pyo3::types::{PyFloat, PyInt, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::cabi::{self, CKey};
-use crate::cancel::{self, CancelCauseFunc, CancelFunc, CancelPair};
-use crate::cause::{cause_from_py, cause_to_py, err_of};
+use crate::cancel::{Cancel, CancelCauseFunc, CancelFunc};
+use crate::cause::{cause_from_py, cause_to_py, err_of, exception_of};
+use crate::gc;
 
 /// A request's cancellation signal, deadline and values (Go's `context.Context`).
 ///
@@ -20,6 +28,86 @@ use crate::cause::{cause_from_py, cause_to_py, err_of};
 #[pyclass(frozen, weakref, module = "polyctx", name = "Context")]
 pub(crate) struct Context {
     pub(crate) inner: polyctx::Context,
+    owned: Mutex<Owned>,
+}
+
+/// The Python references a context owns and visits (see `gc`). Only read and
+/// written with the GIL held, so the lock is never contended.
+#[derive(Default)]
+struct Owned {
+    /// This wrapper was made with its node, by a `with_*` function.
+    owner: bool,
+    /// The node, or a descendant, was handed to C: stop visiting what the
+    /// node holds (rule 4).
+    exported: bool,
+    parent: Option<Py<Context>>,
+    /// `with_value`'s value: this reference is the wrapper's own; the node
+    /// holds another.
+    value: Option<Py<PyAny>>,
+    /// A clone of the cause given for the deadline.
+    deadline_cause: Option<Cause>,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(parent) = self.parent.take() {
+            gc::release(parent.into_any());
+        }
+    }
+}
+
+impl Context {
+    /// A wrapper that owns nothing: the roots, and contexts from C.
+    pub(crate) fn foreign(inner: polyctx::Context) -> Context {
+        Context {
+            inner,
+            owned: Mutex::default(),
+        }
+    }
+
+    /// The one owner of a node just derived from `parent`.
+    fn owner(
+        inner: polyctx::Context,
+        parent: &Bound<'_, Context>,
+        value: Option<Py<PyAny>>,
+        deadline_cause: Option<Cause>,
+    ) -> Context {
+        Context {
+            inner,
+            owned: Mutex::new(Owned {
+                owner: true,
+                exported: false,
+                parent: Some(parent.clone().unbind()),
+                value,
+                deadline_cause,
+            }),
+        }
+    }
+
+    fn owned(&self) -> MutexGuard<'_, Owned> {
+        self.owned.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Rule 4: C may hold this node and so its ancestors; their owners stop
+    /// visiting what the nodes hold. Marks up the chain to the first context
+    /// already marked (whose ancestors are).
+    fn mark_exported(slf: &Bound<'_, Self>) {
+        let mut at = slf.clone();
+        loop {
+            let parent = {
+                let mut owned = at.get().owned();
+                if owned.exported {
+                    return;
+                }
+                owned.exported = true;
+                owned.parent.as_ref().map(|p| p.bind(slf.py()).clone())
+            };
+            match parent {
+                Some(p) => at = p,
+                None => return,
+            }
+        }
+    }
 }
 
 /// A key for `with_value`, unique by identity: two keys never collide, even
@@ -29,6 +117,8 @@ pub(crate) struct Key {
     inner: CKey,
     name: String,
 }
+
+static GENERIC_ALIAS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 #[pymethods]
 impl Key {
@@ -41,6 +131,14 @@ impl Key {
             inner: CKey::new(&name),
             name,
         })
+    }
+
+    /// `Key[T]`, for type annotations: keys are generic in their value's type.
+    #[classmethod]
+    fn __class_getitem__<'py>(cls: &Bound<'py, PyType>, item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        GENERIC_ALIAS
+            .import(cls.py(), "types", "GenericAlias")?
+            .call1((cls, item))
     }
 
     #[getter]
@@ -57,6 +155,21 @@ impl Key {
         let name = pyo3::types::PyString::new(py, &self.name).repr()?;
         Ok(format!("Key({name})"))
     }
+
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(PyTypeError::new_err(
+            "cannot pickle polyctx.Key: a key is unique by identity, so a copy in another process would find nothing",
+        ))
+    }
+
+    /// A key names an identity, like a class: copies are the key itself.
+    fn __copy__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __deepcopy__<'py>(slf: PyRef<'py, Self>, _memo: &Bound<'py, PyAny>) -> PyRef<'py, Self> {
+        slf
+    }
 }
 
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -70,6 +183,15 @@ pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
 pub(crate) fn expect_context<'a, 'py>(obj: &'a Bound<'py, PyAny>, what: &str) -> PyResult<&'a Bound<'py, Context>> {
     obj.cast::<Context>()
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a polyctx.Context, not {}", type_name(obj))))
+}
+
+/// The error for pickling or copying a live handle.
+pub(crate) fn not_copyable(class: &str) -> PyErr {
+    PyTypeError::new_err(format!(
+        "cannot pickle or copy polyctx.{class}: it is a live handle on this process's cancellation tree \
+         (cancel functions, deadline timers and waiters live here); share the object itself, \
+         it is immutable and thread-safe, or send another process what it needs (a deadline, values)"
+    ))
 }
 
 static DONE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -119,8 +241,13 @@ impl Context {
         let until = match timeout.filter(|t| !t.is_none()) {
             None => None,
             Some(t) => {
-                let secs = seconds(t, "timeout")?;
-                Some(Instant::now() + Duration::from_secs_f64(secs.clamp(0.0, MAX_WAIT_SECONDS)))
+                let ns = duration_ns(t, "timeout")?;
+                let wait = Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
+                Some(
+                    Instant::now()
+                        .checked_add(wait)
+                        .unwrap_or_else(|| clock::to_instant(clock::MAX_DEADLINE_NS)),
+                )
             }
         };
         // Waits in slices so that Ctrl-C (signal handlers) still runs.
@@ -148,18 +275,18 @@ impl Context {
     }
 
     /// A new `ctx_t*` for C code, owning one reference: C releases it with
-    /// `ctx_release`.
-    fn to_c(&self) -> usize {
-        cabi::context_to_c(&self.inner)
+    /// `ctx_release`. From then on, cycles through this context and its
+    /// ancestors are left to C's reference (see `gc`, rule 4).
+    fn to_c(slf: &Bound<'_, Self>) -> usize {
+        Context::mark_exported(slf);
+        cabi::context_to_c(&slf.get().inner)
     }
 
     /// The context behind a live `ctx_t*`, as a new reference that Python
     /// owns; the caller's reference stays the caller's to release.
     #[staticmethod]
     fn from_c(ptr: usize) -> PyResult<Context> {
-        Ok(Context {
-            inner: cabi::context_from_c(ptr)?,
-        })
+        Ok(Context::foreign(cabi::context_from_c(ptr)?))
     }
 
     fn __eq__(&self, other: &Bound<'_, Context>) -> bool {
@@ -174,6 +301,54 @@ impl Context {
         drop(unsafe { polyctx::Context::from_raw(raw) });
         h.finish()
     }
+
+    /// What `pickle` and `copy` call: they refuse, saying why.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(not_copyable("Context"))
+    }
+
+    /// Visits the references this context owns, each once (see `gc`).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // Never contended: the collector holds the GIL, and so does every
+        // other user of the lock.
+        let Ok(owned) = self.owned.try_lock() else {
+            return Ok(());
+        };
+        if !owned.owner {
+            return Ok(());
+        }
+        visit.call(&owned.parent)?;
+        visit.call(&owned.value)?;
+        if owned.exported {
+            return Ok(());
+        }
+        visit.call(&owned.value)?; // the node's reference
+        let deadline_cause = owned.deadline_cause.as_ref();
+        if let Some(exc) = deadline_cause.and_then(exception_of) {
+            visit.call(exc)?;
+        }
+        if let Some(cause) = polyctx::cause(&self.inner) {
+            let known = deadline_cause.is_some_and(|d| d.ptr_eq(&cause));
+            let inherited = owned
+                .parent
+                .as_ref()
+                .and_then(|p| polyctx::cause(&p.get().inner))
+                .is_some_and(|p| p.ptr_eq(&cause));
+            if !known && !inherited {
+                if let Some(exc) = exception_of(&cause) {
+                    visit.call(exc)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the Python references this context owns. The node stays: the
+    /// context keeps working, and the node's payloads are freed with it.
+    fn __clear__(&self) {
+        let taken = std::mem::take(&mut *self.owned());
+        drop(taken);
+    }
 }
 
 impl Context {
@@ -182,62 +357,164 @@ impl Context {
     }
 }
 
-/// One second short of the clock's far end, so `now + timeout` never overflows.
-const MAX_WAIT_SECONDS: f64 = 1e9;
+static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-/// A number of seconds: an int or float, neither NaN nor infinite.
-pub(crate) fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
+/// A number of seconds: an int, a float, a `timedelta`, or any real number.
+fn seconds(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(f.value());
+    }
+    let py = obj.py();
+    let not_seconds = || PyTypeError::new_err(format!("{what} must be a number of seconds, not {}", type_name(obj)));
+    if obj.is_instance_of::<PyInt>() {
+        return obj.extract().map_err(|_| not_seconds());
+    }
+    if obj.is_instance(TIMEDELTA.import(py, "datetime", "timedelta")?)? {
+        return obj.call_method0(pyo3::intern!(py, "total_seconds"))?.extract();
+    }
     if obj.is_instance_of::<pyo3::types::PyString>() || obj.is_instance_of::<pyo3::types::PyBytes>() {
-        return Err(PyTypeError::new_err(format!(
-            "{what} must be a number of seconds, not {}",
-            type_name(obj)
-        )));
+        return Err(not_seconds());
     }
-    let secs: f64 = if let Ok(f) = obj.cast::<PyFloat>() {
-        f.value()
-    } else {
-        obj.extract()
-            .map_err(|_| PyTypeError::new_err(format!("{what} must be a number of seconds, not {}", type_name(obj))))?
-    };
-    if secs.is_nan() {
-        return Err(PyValueError::new_err(format!(
-            "{what} must be a number of seconds, not NaN"
-        )));
-    }
-    if secs.is_infinite() {
-        return Err(PyValueError::new_err(format!(
-            "{what} must be finite, not {secs}; for no deadline, use with_cancel"
-        )));
-    }
-    Ok(secs)
+    obj.extract().map_err(|_| not_seconds())
 }
 
-/// Seconds on `time.monotonic()`'s clock as clock nanoseconds, saturating.
-fn monotonic_ns(secs: f64) -> u64 {
-    let ns = (secs * 1e9).round();
-    if ns <= 0.0 {
-        0
-    } else if ns >= clock::MAX_DEADLINE_NS as f64 {
-        clock::MAX_DEADLINE_NS
-    } else {
-        ns as u64
-    }
-}
-
-pub(crate) fn parent_of<'a, 'py>(parent: &'a Bound<'py, PyAny>) -> PyResult<&'a polyctx::Context> {
-    Ok(&expect_context(parent, "parent")?.get().inner)
-}
-
-fn pair(py: Python<'_>, ctx: polyctx::Context, cancel: Py<PyAny>) -> PyResult<CancelPair> {
-    Ok(CancelPair {
-        context: Py::new(py, Context { inner: ctx })?,
-        cancel,
+/// `obj` seconds as signed nanoseconds, by the core's one rule for every
+/// binding (`clock::nanos_from_f64`): NaN, infinities and anything beyond
+/// about 292 years are errors; negatives stay negative.
+pub(crate) fn duration_ns(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<i64> {
+    let secs = seconds(obj, what)?;
+    clock::nanos_from_f64(secs, 1e9).map_err(|e| match e {
+        DurationError::NotANumber => PyValueError::new_err(format!("{what} must be a number of seconds, not NaN")),
+        DurationError::OutOfRange => PyValueError::new_err(format!(
+            "{what} must be finite and within about 292 years (2**63 - 1 nanoseconds), not {}; \
+             for no deadline, use with_cancel",
+            obj.repr().map_or_else(|_| secs.to_string(), |r| r.to_string())
+        )),
     })
 }
 
-fn plain_pair(py: Python<'_>, (ctx, cancel): (polyctx::Context, polyctx::CancelFunc)) -> PyResult<CancelPair> {
-    let cancel = Py::new(py, CancelFunc(cancel::plain(py, cancel)))?.into_any();
-    pair(py, ctx, cancel)
+/// How far ahead of `time.monotonic()` a deadline may be: `time.time()` is
+/// more than 50 years ahead of it (the clock starts at boot), and no machine
+/// stays up ten years.
+const MAX_AHEAD_NS: i64 = 10 * 365 * 86_400 * 1_000_000_000;
+
+/// `when` as a deadline on the core's clock: a `time.monotonic()` reading in
+/// seconds, or an aware `datetime` (a wall-clock instant).
+fn deadline_ns(when: &Bound<'_, PyAny>) -> PyResult<u64> {
+    let py = when.py();
+    let now = clock::now_ns();
+    if !when.is_instance_of::<PyFloat>() && when.is_instance(DATETIME.import(py, "datetime", "datetime")?)? {
+        if when.call_method0(pyo3::intern!(py, "utcoffset"))?.is_none() {
+            return Err(PyValueError::new_err(
+                "when is a naive datetime, which names no instant: give it a time zone, \
+                 e.g. datetime.now(timezone.utc) + timedelta(seconds=5)",
+            ));
+        }
+        let wall = duration_ns(&when.call_method0(pyo3::intern!(py, "timestamp"))?, "when")?;
+        let wall_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        return Ok(clock::deadline_in(now, wall.saturating_sub(wall_now)));
+    }
+    if when.is_instance(TIMEDELTA.import(py, "datetime", "timedelta")?)? {
+        return Err(PyTypeError::new_err(
+            "when must be a time.monotonic() reading or an aware datetime, not a timedelta; \
+             for a duration, use with_timeout",
+        ));
+    }
+    let ns = duration_ns(when, "when")?;
+    if ns.saturating_sub(now as i64) > MAX_AHEAD_NS {
+        let secs = ns as f64 / 1e9;
+        return Err(PyValueError::new_err(format!(
+            "when={secs} is {years:.0} years after time.monotonic() (now {mono:.3}): with_deadline takes a \
+             time.monotonic() reading (asyncio's loop.time()), and this looks like a time.time() wall-clock \
+             timestamp; for a wall-clock deadline pass an aware datetime, e.g. \
+             datetime.now(timezone.utc) + timedelta(seconds=5), and for a duration use with_timeout",
+            years = (ns - now as i64) as f64 / 1e9 / (365.0 * 86_400.0),
+            mono = now as f64 / 1e9,
+        )));
+    }
+    Ok(clock::from_signed(ns))
+}
+
+pub(crate) fn parent_of<'a, 'py>(parent: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, Context>> {
+    expect_context(parent, "parent")
+}
+
+/// The pair types, `polyctx.CancelPair` and `polyctx.CancelCausePair`:
+/// tuple subclasses written in Python (`_pair.py`), so that type checkers
+/// unpack them as the tuples they are.
+struct PairTypes {
+    plain: Py<PyType>,
+    cause: Py<PyType>,
+}
+
+static PAIR_TYPES: PyOnceLock<PairTypes> = PyOnceLock::new();
+
+fn pair_types(py: Python<'_>) -> PyResult<&PairTypes> {
+    PAIR_TYPES.get_or_try_init(py, || {
+        let module = py.import("polyctx._pair")?;
+        Ok(PairTypes {
+            plain: module.getattr("CancelPair")?.cast_into::<PyType>()?.unbind(),
+            cause: module.getattr("CancelCausePair")?.cast_into::<PyType>()?.unbind(),
+        })
+    })
+}
+
+/// `obj`'s context and cancel function if it is one of the pairs.
+pub(crate) fn as_pair<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<(Bound<'py, Context>, Bound<'py, PyAny>)>> {
+    let types = pair_types(obj.py())?;
+    let ty = obj.get_type();
+    if !ty.is(&types.plain) && !ty.is(&types.cause) {
+        return Ok(None);
+    }
+    let pair = obj.cast::<PyTuple>()?;
+    if pair.len() != 2 {
+        return Err(PyTypeError::new_err(
+            "a polyctx pair holds a context and its cancel function",
+        ));
+    }
+    let ctx = pair.get_item(0)?.cast_into::<Context>().map_err(PyErr::from)?;
+    Ok(Some((ctx, pair.get_item(1)?)))
+}
+
+/// A new `(ctx, cancel)` pair of type `ty`, made as `tuple.__new__` would,
+/// without a Python-level call.
+fn new_pair<'py>(py: Python<'py>, ty: &Py<PyType>, ctx: Py<Context>, cancel: Py<PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: `ty` is a subclass of tuple; `PyType_GenericAlloc` makes an
+    // instance with room for two items (size set, items NULL), which
+    // `PyTuple_SetItem` fills while this is its only reference; each call
+    // steals the item's reference, even on failure.
+    unsafe {
+        let obj = Bound::from_owned_ptr_or_err(py, ffi::PyType_GenericAlloc(ty.as_ptr().cast(), 2))?;
+        for (i, item) in [ctx.into_any(), cancel].into_iter().enumerate() {
+            if ffi::PyTuple_SetItem(obj.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr()) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        Ok(obj)
+    }
+}
+
+/// The pair for a node derived from `parent` with its cancel function.
+fn pair<'py>(
+    parent: &Bound<'py, Context>,
+    (ctx, func): (polyctx::Context, polyctx::AnyCancelFunc),
+    deadline_cause: Option<Cause>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = parent.py();
+    let context = Py::new(py, Context::owner(ctx, parent, None, deadline_cause))?;
+    let types = pair_types(py)?;
+    let takes_cause = func.takes_cause();
+    let cancel = Cancel::new(py, func, context.clone_ref(py));
+    if takes_cause {
+        let cancel = Py::new(py, CancelCauseFunc(cancel))?.into_any();
+        new_pair(py, &types.cause, context, cancel)
+    } else {
+        let cancel = Py::new(py, CancelFunc(cancel))?.into_any();
+        new_pair(py, &types.plain, context, cancel)
+    }
 }
 
 static BACKGROUND: PyOnceLock<Py<Context>> = PyOnceLock::new();
@@ -248,13 +525,7 @@ static TODO: PyOnceLock<Py<Context>> = PyOnceLock::new();
 pub(crate) fn background(py: Python<'_>) -> Py<Context> {
     BACKGROUND
         .get_or_init(py, || {
-            Py::new(
-                py,
-                Context {
-                    inner: polyctx::Context::background(),
-                },
-            )
-            .expect("allocating a Context")
+            Py::new(py, Context::foreign(polyctx::Context::background())).expect("allocating a Context")
         })
         .clone_ref(py)
 }
@@ -263,76 +534,57 @@ pub(crate) fn background(py: Python<'_>) -> Py<Context> {
 #[pyfunction]
 pub(crate) fn todo(py: Python<'_>) -> Py<Context> {
     TODO.get_or_init(py, || {
-        Py::new(
-            py,
-            Context {
-                inner: polyctx::Context::todo(),
-            },
-        )
-        .expect("allocating a Context")
+        Py::new(py, Context::foreign(polyctx::Context::todo())).expect("allocating a Context")
     })
     .clone_ref(py)
 }
 
 /// A child canceled by its cancel function or when `parent` is done.
 #[pyfunction]
-pub(crate) fn with_cancel(py: Python<'_>, parent: &Bound<'_, PyAny>) -> PyResult<CancelPair> {
-    plain_pair(py, polyctx::with_cancel(parent_of(parent)?))
+pub(crate) fn with_cancel<'py>(parent: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let parent = parent_of(parent)?;
+    let (ctx, cancel) = polyctx::with_cancel(&parent.get().inner);
+    pair(parent, (ctx, cancel.into()), None)
 }
 
 /// Like `with_cancel`, but `cancel(cause)` records why.
 #[pyfunction]
-pub(crate) fn with_cancel_cause(py: Python<'_>, parent: &Bound<'_, PyAny>) -> PyResult<CancelPair> {
-    let (ctx, cancel) = polyctx::with_cancel_cause(parent_of(parent)?);
-    let cancel = Py::new(py, CancelCauseFunc(cancel::with_cause(py, cancel)))?.into_any();
-    pair(py, ctx, cancel)
+pub(crate) fn with_cancel_cause<'py>(parent: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let parent = parent_of(parent)?;
+    let (ctx, cancel) = polyctx::with_cancel_cause(&parent.get().inner);
+    pair(parent, (ctx, cancel.into()), None)
 }
 
-fn deadline_pair(
-    py: Python<'_>,
-    parent: &polyctx::Context,
-    at: Instant,
-    cause: Option<&Bound<'_, PyAny>>,
-) -> PyResult<CancelPair> {
-    match cause_from_py(cause)? {
-        Some(c) => plain_pair(py, polyctx::with_deadline_cause(parent, at, c)),
-        None => plain_pair(py, polyctx::with_deadline(parent, at)),
-    }
-}
-
-/// A child that is also done `seconds` from now (negative: already done).
+/// A child that is also done `seconds` from now (zero or negative: already
+/// done, as in Go). `seconds` may be a `timedelta`.
 #[pyfunction]
 #[pyo3(signature = (parent, seconds, cause = None))]
-pub(crate) fn with_timeout(
-    py: Python<'_>,
-    parent: &Bound<'_, PyAny>,
-    seconds: &Bound<'_, PyAny>,
-    cause: Option<&Bound<'_, PyAny>>,
-) -> PyResult<CancelPair> {
+pub(crate) fn with_timeout<'py>(
+    parent: &Bound<'py, PyAny>,
+    seconds: &Bound<'py, PyAny>,
+    cause: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let parent = parent_of(parent)?;
-    let secs = self::seconds(seconds, "seconds")?;
-    let now = clock::now_ns();
-    let at = if secs >= 0.0 {
-        now.saturating_add(monotonic_ns(secs)).min(clock::MAX_DEADLINE_NS)
-    } else {
-        now.saturating_sub(monotonic_ns(-secs))
-    };
-    deadline_pair(py, parent, clock::to_instant(at), cause)
+    let ns = duration_ns(seconds, "seconds")?;
+    let cause = cause_from_py(cause)?;
+    let (ctx, cancel) = polyctx::with_timeout_ns(&parent.get().inner, ns, cause.clone());
+    pair(parent, (ctx, cancel.into()), cause)
 }
 
-/// A child that is also done at `when`, in `time.monotonic()` seconds
-/// (asyncio's `loop.time()`).
+/// A child that is also done at `when`: a `time.monotonic()` reading
+/// (asyncio's `loop.time()`), or an aware `datetime`.
 #[pyfunction]
 #[pyo3(signature = (parent, when, cause = None))]
-pub(crate) fn with_deadline(
-    py: Python<'_>,
-    parent: &Bound<'_, PyAny>,
-    when: &Bound<'_, PyAny>,
-    cause: Option<&Bound<'_, PyAny>>,
-) -> PyResult<CancelPair> {
+pub(crate) fn with_deadline<'py>(
+    parent: &Bound<'py, PyAny>,
+    when: &Bound<'py, PyAny>,
+    cause: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let parent = parent_of(parent)?;
-    let at = monotonic_ns(seconds(when, "when")?);
-    deadline_pair(py, parent, clock::to_instant(at), cause)
+    let at = deadline_ns(when)?;
+    let cause = cause_from_py(cause)?;
+    let (ctx, cancel) = polyctx::with_deadline_ns(&parent.get().inner, at, cause.clone());
+    pair(parent, (ctx, cancel.into()), cause)
 }
 
 /// A child carrying `value` under `key`, shadowing any ancestor's.
@@ -346,17 +598,20 @@ pub(crate) fn with_value(
     let key = key
         .cast::<Key>()
         .map_err(|_| PyTypeError::new_err(format!("key must be a polyctx.Key, not {}", type_name(key))))?;
-    Ok(Context {
-        inner: cabi::with_value(parent, &key.get().inner, value),
-    })
+    let inner = cabi::with_value(&parent.get().inner, &key.get().inner, value);
+    Ok(Context::owner(inner, parent, Some(value.clone().unbind()), None))
 }
 
 /// A child that keeps `parent`'s values but is never canceled.
 #[pyfunction]
 pub(crate) fn without_cancel(parent: &Bound<'_, PyAny>) -> PyResult<Context> {
-    Ok(Context {
-        inner: polyctx::without_cancel(parent_of(parent)?),
-    })
+    let parent = parent_of(parent)?;
+    Ok(Context::owner(
+        polyctx::without_cancel(&parent.get().inner),
+        parent,
+        None,
+        None,
+    ))
 }
 
 /// Why `ctx` is done: the exception given to the first cancellation (the same

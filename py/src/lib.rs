@@ -7,6 +7,7 @@ mod call;
 mod cancel;
 mod cause;
 mod context;
+mod gc;
 mod scope;
 mod waker;
 
@@ -14,11 +15,11 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<context::Context>()?;
     m.add_class::<context::Key>()?;
     m.add_class::<cancel::CancelFunc>()?;
     m.add_class::<cancel::CancelCauseFunc>()?;
-    m.add_class::<cancel::CancelPair>()?;
     m.add_class::<after::StopFunc>()?;
     m.add_class::<waker::Waker>()?;
     m.add_class::<scope::Scope>()?;
@@ -32,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(context::without_cancel, m)?)?;
     m.add_function(wrap_pyfunction!(context::cause, m)?)?;
     m.add_function(wrap_pyfunction!(after::after_func, m)?)?;
+    m.add_function(wrap_pyfunction!(after::loop_after_func, m)?)?;
     m.add_function(wrap_pyfunction!(cancel::_track_origins, m)?)?;
     Ok(())
 }

@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use polyctx::{Registration, WakeFd};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::call::method;
 use crate::context::Context;
@@ -65,6 +67,9 @@ enum Kind {
     Future(Py<PyAny>),
     /// A `polyctx.scope`, whose task to cancel.
     Scope,
+    /// A function of `loop_after_func`, to hand to this loop's `call_soon`
+    /// in the `contextvars.Context` it was registered in.
+    Callback { event_loop: Py<PyAny>, context: Py<PyAny> },
 }
 
 struct Entry {
@@ -114,13 +119,25 @@ impl Slab {
 }
 
 /// Wakes one event loop for contexts done on any thread (see the module docs).
-#[pyclass(frozen, module = "polyctx._native")]
+#[pyclass(frozen, weakref, module = "polyctx._native")]
 pub(crate) struct Waker {
     shared: Arc<Shared>,
     slab: Mutex<Slab>,
 }
 
 impl Waker {
+    /// Calls `f` on `event_loop` (this waker's loop), in `context`, once
+    /// `ctx` is done; returns the id for `unwatch`.
+    pub(crate) fn watch_callback(
+        &self,
+        ctx: &polyctx::Context,
+        f: Py<PyAny>,
+        event_loop: Py<PyAny>,
+        context: Py<PyAny>,
+    ) -> u64 {
+        self.add(ctx, Kind::Callback { event_loop, context }, f)
+    }
+
     pub(crate) fn watch_scope(&self, ctx: &polyctx::Context, scope: Py<PyAny>) -> Option<u64> {
         if ctx.is_done() {
             return None;
@@ -202,11 +219,17 @@ impl Waker {
         self.watch_scope(&ctx.get().inner, scope)
     }
 
-    /// Forgets a `watch`; true if it had not fired yet.
+    /// Forgets a wait; true if it had not fired yet (its context may be done
+    /// and its id queued, but this loop has not acted on it).
     pub(crate) fn unwatch(&self, id: u64) -> bool {
         let entry = self.slab().remove(id);
         match entry {
-            Some(e) => e.registration.is_some_and(|r| r.stop()),
+            Some(e) => {
+                if let Some(r) = &e.registration {
+                    r.stop();
+                }
+                true
+            }
             None => false,
         }
     }
@@ -228,17 +251,7 @@ impl Waker {
 
     /// Drops every pending wait: the loop is gone.
     fn close(&self) {
-        let entries: Vec<Entry> = {
-            let mut slab = self.slab();
-            let slab = &mut *slab;
-            slab.free.clear();
-            slab.slots.drain(..).filter_map(|(_, e)| e).collect()
-        };
-        for e in entries {
-            if let Some(r) = &e.registration {
-                r.stop();
-            }
-        }
+        self.release();
     }
 
     /// When a context done on some thread last signalled this loop, in
@@ -251,6 +264,66 @@ impl Waker {
     /// How many futures and scopes wait (for tests).
     fn __len__(&self) -> usize {
         self.slab().slots.iter().filter(|(_, e)| e.is_some()).count()
+    }
+
+    /// Visits what the waits hold: the loop's futures, scopes and callbacks.
+    /// The waker is reachable from its loop (its `add_reader` handle), so a
+    /// loop closed with waits pending is a cycle the collector frees.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // Never contended: every user of the slab holds the GIL.
+        let Ok(slab) = self.slab.try_lock() else {
+            return Ok(());
+        };
+        for entry in slab.slots.iter().filter_map(|(_, e)| e.as_ref()) {
+            visit.call(&entry.target)?;
+            match &entry.kind {
+                Kind::Future(forget) => visit.call(forget)?,
+                Kind::Scope => {}
+                Kind::Callback { event_loop, context } => {
+                    visit.call(event_loop)?;
+                    visit.call(context)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        self.release();
+    }
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        // Stopping the registrations drops their closures, and with the last
+        // one the eventfd.
+        self.release();
+    }
+}
+
+impl Waker {
+    /// Stops and drops every pending wait.
+    fn release(&self) {
+        let entries: Vec<Entry> = {
+            let mut slab = self.slab();
+            let slab = &mut *slab;
+            let mut entries = Vec::new();
+            for (i, (generation, entry)) in slab.slots.iter_mut().enumerate() {
+                if let Some(e) = entry.take() {
+                    // As `Slab::remove`: an id queued meanwhile finds nothing.
+                    *generation = generation.wrapping_add(1);
+                    slab.free.push(i as u32);
+                    entries.push(e);
+                }
+            }
+            entries
+        };
+        for e in &entries {
+            if let Some(r) = &e.registration {
+                r.stop();
+            }
+        }
+        drop(entries);
     }
 }
 
@@ -267,8 +340,15 @@ fn fire(py: Python<'_>, entry: &Entry) -> PyResult<()> {
         }
         Kind::Scope => {
             if let Ok(scope) = target.cast::<Scope>() {
-                scope.borrow_mut().fire(py)?;
+                Scope::fire(scope)?;
             }
+        }
+        Kind::Callback { event_loop, context } => {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(pyo3::intern!(py, "context"), context)?;
+            event_loop
+                .bind(py)
+                .call_method(pyo3::intern!(py, "call_soon"), (target,), Some(&kwargs))?;
         }
     }
     Ok(())
@@ -286,5 +366,9 @@ struct Forget {
 impl Forget {
     fn __call__(&self, _fut: &Bound<'_, PyAny>) {
         self.waker.get().unwatch(self.id);
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.waker)
     }
 }

@@ -20,9 +20,15 @@ except ImportError:  # pragma: no cover - uvloop is a pinned test dependency
 
 
 @pytest.fixture(params=LOOPS)
-def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, T]], T]:
+def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.AbstractEventLoop]:
+    """Makes new event loops of each kind."""
+    return uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
+
+
+@pytest.fixture
+def run(loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> Callable[[Coroutine[Any, Any, T]], T]:
     """Runs a coroutine to completion on a new loop of each kind."""
-    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
+    factory = loop_factory
 
     def run(coro: Coroutine[Any, Any, T]) -> T:
         if sys.version_info >= (3, 11):

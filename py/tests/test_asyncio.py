@@ -223,14 +223,15 @@ def test_current_deadline_is_the_effective_deadline(run):
     run(main())
 
 
-@needs_uncancel
-def test_foreign_cancel_propagates_untouched(run):
+@pytest.mark.parametrize("shielded", [False, True], ids=["plain", "shielded"])
+def test_foreign_cancel_propagates_untouched(run, shielded):
+    # A scope on without_cancel() shields only from enclosing scopes.
     async def main():
         ctx, cancel = with_cancel(background())
         entered = asyncio.Event()
 
         async def body():
-            async with scope(ctx):
+            async with scope(polyctx.without_cancel(ctx) if shielded else ctx):
                 entered.set()
                 await asyncio.sleep(LONG)
 
@@ -440,5 +441,307 @@ def test_one_waker_per_loop_and_loops_in_threads(run):
         assert _waker(asyncio.get_running_loop()) is mine
         await asyncio.get_running_loop().run_in_executor(None, lambda: [t.join() for t in threads])
         assert len({id(w) for w in results}) == 3 and mine not in results
+
+    run(main())
+
+
+# -- a scope entered on a context that is already done ---------------------------
+
+
+def test_a_done_scope_whose_block_does_not_suspend_leaves_no_cancellation_pending(run):
+    # An expired request and a cache hit: as asyncio.timeout(-1), the block
+    # runs to its end, and the next unrelated await is not cancelled.
+    async def main():
+        ctx, cancel = with_timeout(background(), -1)
+        async with scope(ctx):
+            hit = "cached"
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
+        if sys.version_info >= (3, 11):
+            assert asyncio.current_task().cancelling() == 0
+        assert pending_waits() == 0
+        cancel()
+        return hit
+
+    assert run(main()) == "cached"
+
+
+def test_a_done_scope_cancels_at_its_first_await_like_asyncio_timeout(run):
+    async def main():
+        ctx, cancel = with_timeout(background(), -1)
+        with pytest.raises(DeadlineExceeded):
+            async with scope(ctx):
+                await asyncio.sleep(0)
+        cancel()
+        await asyncio.sleep(0)
+        if sys.version_info >= (3, 11):  # the reference behaviour, on the same loop
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(-1):
+                    await asyncio.sleep(0)
+            async with asyncio.timeout(-1):
+                pass
+            await asyncio.sleep(0)
+
+    run(main())
+
+
+# -- shielding: the innermost scope decides ---------------------------------------
+
+
+def test_a_scope_on_without_cancel_shields_its_block_until_it_exits(run):
+    async def main():
+        steps = []
+        with pytest.raises(DeadlineExceeded):
+            async with scope(with_timeout(current(), 0.02)) as request:
+                async with scope(polyctx.without_cancel(current())) as cleanup:
+                    await asyncio.wait_for(request.done(), LONG)  # the request's deadline passes here
+                    await asyncio.sleep(0.01)
+                    assert current() is cleanup and cleanup.err() is None
+                    steps.append("cleanup finished")
+                steps.append("after the shield")
+                await asyncio.sleep(LONG)  # cancelled here: the request is done
+        assert steps == ["cleanup finished", "after the shield"]
+        if sys.version_info >= (3, 11):
+            assert asyncio.current_task().cancelling() == 0
+
+    run(main())
+
+
+def test_shielding_does_what_anyio_cancel_scope_shield_does():
+    # anyio's CancelScope(shield=True) is the reference: the shielded block
+    # finishes, and the outer cancellation lands at the next await after it.
+    anyio = pytest.importorskip("anyio")
+
+    async def with_anyio(steps):
+        with anyio.move_on_after(0.02) as outer:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)
+                steps.append("cleanup finished")
+            steps.append("after the shield")
+            await anyio.sleep(LONG)
+            steps.append("not reached")
+        steps.append(("outer cancelled", outer.cancelled_caught))
+
+    async def with_polyctx(steps):
+        try:
+            async with scope(with_timeout(current(), 0.02)):
+                async with scope(polyctx.without_cancel(current())):
+                    await asyncio.sleep(0.05)
+                    steps.append("cleanup finished")
+                steps.append("after the shield")
+                await asyncio.sleep(LONG)
+                steps.append("not reached")
+        except DeadlineExceeded:
+            steps.append(("outer cancelled", True))
+
+    theirs, ours = [], []
+    asyncio.run(with_anyio(theirs))
+    asyncio.run(with_polyctx(ours))
+    assert ours == theirs == ["cleanup finished", "after the shield", ("outer cancelled", True)]
+
+
+def test_a_shielded_block_keeps_its_own_deadline(run):
+    async def main():
+        async with scope(with_timeout(current(), 3600)) as outer:
+            with pytest.raises(DeadlineExceeded):
+                async with scope(with_timeout(polyctx.without_cancel(current()), 0.01)):
+                    await asyncio.sleep(LONG)
+            assert not outer.is_done()
+
+    run(main())
+
+
+def test_a_shield_that_exits_without_awaiting_lets_the_outer_block_finish(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        async with scope(ctx):
+            async with scope(polyctx.without_cancel(current())):
+                cancel()
+                await asyncio.sleep(0.01)  # the outer scope fires here, and waits
+            result = "finished"  # no await after the shield: nothing interrupts
+        await asyncio.sleep(0)
+        if sys.version_info >= (3, 11):
+            assert asyncio.current_task().cancelling() == 0
+        return result
+
+    assert run(main()) == "finished"
+
+
+def test_shielding_defers_every_enclosing_scope_and_the_outermost_reports(run):
+    async def main():
+        outer_ctx, cancel = with_cancel_cause(background())
+        why = RuntimeError("shutdown")
+        with pytest.raises(Canceled) as info:
+            async with scope(outer_ctx):
+                async with scope(with_timeout(current(), 3600)):
+                    async with scope(polyctx.without_cancel(current())):
+                        cancel(why)
+                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(LONG)
+        if sys.version_info >= (3, 11):
+            assert info.value.__cause__ is why  # the outermost scope whose context was done
+            assert asyncio.current_task().cancelling() == 0
+
+    run(main())
+
+
+def test_a_child_task_is_not_shielded_by_its_parents_scope(run):
+    async def main():
+        async def child():
+            async with scope(with_timeout(current(), 0.01)):
+                await asyncio.sleep(LONG)
+
+        async with scope(polyctx.without_cancel(current())):
+            with pytest.raises(DeadlineExceeded):
+                await asyncio.create_task(child())
+
+    run(main())
+
+
+def test_scopes_that_exit_out_of_order_keep_working(run):
+    # An async generator's scope can exit while a scope its consumer entered
+    # later is still open: the chain of scopes is mended, nothing breaks.
+    async def gen(ctx):
+        async with scope(ctx):
+            yield
+
+    async def main():
+        ctx, cancel = with_cancel(background())
+        g = gen(ctx)
+        await g.__anext__()
+        async with scope(with_timeout(background(), 3600)):
+            await g.aclose()
+            await asyncio.sleep(0)
+        cancel()
+        with pytest.raises(DeadlineExceeded):
+            async with scope(with_timeout(background(), 0.01)):
+                await asyncio.sleep(LONG)
+
+    run(main())
+
+
+# -- use(): current() without a scope ----------------------------------------------
+
+
+def test_use_makes_a_context_current_without_cancelling_the_task(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        with polyctx.use(ctx) as got:
+            assert got is ctx and current() is ctx
+            cancel()
+            await asyncio.sleep(0.01)  # not cancelled: this code watches ctx itself
+            assert current().is_done()
+            assert await asyncio.create_task(asyncio.sleep(0, result=current())) is ctx
+        assert current() is background()
+
+    run(main())
+
+
+def test_use_a_pair_cancels_it_at_exit_and_bad_input():
+    with polyctx.use(with_timeout(background(), 3600)) as ctx:
+        assert current() is ctx and not ctx.is_done()
+    assert isinstance(ctx.err(), Canceled) and current() is background()
+    with pytest.raises(TypeError, match=r"use\(\) takes a polyctx\.Context"):
+        polyctx.use(42)  # type: ignore[arg-type]
+
+
+def test_partial_results_at_the_deadline(run):
+    # The README's pattern: the handler is not cancelled; each call is, in
+    # its own scope of the request's context, and the handler keeps what came.
+    async def fetch(name, seconds):
+        async with scope(current()):
+            await asyncio.sleep(seconds)
+            return name
+
+    async def handler():
+        with polyctx.use(with_timeout(current(), 0.05)):
+            calls = [fetch("a", 0.001), fetch("b", 0.002), fetch("slow", LONG)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        return [r for r in results if not isinstance(r, DeadlineExceeded)]
+
+    assert run(handler()) == ["a", "b"]
+
+
+# -- loop_after_func: callbacks on the loop that registered them ----------------------
+
+
+def test_loop_after_func_runs_on_the_loop_in_the_registering_context(run):
+    var = __import__("contextvars").ContextVar("var", default="unset")
+
+    async def main():
+        ctx, cancel = with_cancel(background())
+        ran = []
+        event = asyncio.Event()
+
+        def on_done():
+            ran.append((threading.get_ident(), var.get()))
+            event.set()  # an asyncio object: safe here, on its own loop
+
+        var.set("registering task")
+        polyctx.loop_after_func(ctx, on_done)
+        var.set("changed later")
+        threading.Thread(target=cancel).start()
+        await asyncio.wait_for(event.wait(), LONG)
+        assert ran == [(threading.get_ident(), "registering task")]
+
+    run(main())
+
+
+def test_loop_after_func_stop_and_done_contexts(run):
+    async def main():
+        ctx, cancel = with_cancel(background())
+        ran = []
+        stop = polyctx.loop_after_func(ctx, lambda: ran.append("stopped"))
+        assert stop() is True and stop() is False
+        cancel()
+        done = asyncio.Event()
+        stop_late = polyctx.loop_after_func(ctx, done.set)  # already done: soon, on the loop
+        await asyncio.wait_for(done.wait(), LONG)
+        assert stop_late() is False and ran == []
+        assert pending_waits() == 0
+
+    run(main())
+
+
+def test_loop_after_func_errors_go_to_the_loop_exception_handler(run):
+    async def main():
+        seen = asyncio.Event()
+        errors = []
+
+        def handler(loop, context):
+            errors.append(context.get("exception"))
+            seen.set()
+
+        asyncio.get_running_loop().set_exception_handler(handler)
+        ctx, cancel = with_cancel(background())
+
+        def boom():
+            raise ValueError("in loop_after_func")
+
+        polyctx.loop_after_func(ctx, boom)
+        cancel()
+        await asyncio.wait_for(seen.wait(), LONG)
+        assert isinstance(errors[0], ValueError)
+
+    run(main())
+
+
+def test_loop_after_func_needs_a_running_loop():
+    with pytest.raises(RuntimeError, match=r"needs a running event loop.*use after_func"):
+        polyctx.loop_after_func(background(), lambda: None)
+    with pytest.raises(TypeError, match="fn must be callable"):
+        polyctx.loop_after_func(background(), 42)  # type: ignore[arg-type]
+
+
+# -- awaiting a scope --------------------------------------------------------------------
+
+
+def test_awaiting_a_scope_is_an_error(run):
+    async def main():
+        ctx = background()
+        with pytest.raises(TypeError, match=r"not awaitable.*async with polyctx\.scope"):
+            await scope(ctx)  # type: ignore[misc]
+        async with scope(ctx) as s:
+            assert s is ctx
 
     run(main())

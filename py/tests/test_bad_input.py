@@ -51,12 +51,24 @@ def test_durations_must_be_numbers(seconds):
 
 
 def test_numbers_of_any_real_type_are_durations():
+    from datetime import timedelta
     from decimal import Decimal
     from fractions import Fraction
 
-    for seconds in (1, 1.5, True, Fraction(1, 2), Decimal("0.5"), 10**30, -(10**30)):
+    for seconds in (1, 1.5, True, Fraction(1, 2), Decimal("0.5"), timedelta(milliseconds=500), 10**9, -(10**9)):
         _ctx, cancel = with_timeout(background(), seconds)
         cancel()
+
+
+@pytest.mark.parametrize("seconds", [10**30, -(10**30), 1e300, 9.3e9])
+def test_durations_beyond_292_years_are_errors(seconds):
+    # The core's one rule for every binding: beyond 2**63 - 1 nanoseconds.
+    with pytest.raises(ValueError, match=r"seconds must be finite and within about 292 years .*use with_cancel"):
+        with_timeout(background(), seconds)
+    ctx, cancel = with_cancel(background())
+    with pytest.raises(ValueError, match="timeout must be finite"):
+        ctx.wait(seconds)
+    cancel()
 
 
 def test_causes_must_be_exception_instances():
@@ -100,3 +112,35 @@ def test_contexts_cannot_be_made_or_subclassed_directly():
 
         class Mine(polyctx.Context):  # type: ignore[misc]
             pass
+
+
+def test_a_wall_clock_timestamp_is_not_a_deadline():
+    import time
+
+    # time.time() is decades ahead of time.monotonic(), whose clock starts at boot.
+    with pytest.raises(ValueError, match=r"time\.monotonic\(\) reading.*looks like a time\.time\(\)") as info:
+        with_deadline(background(), time.time() + 1)
+    assert "aware datetime" in str(info.value) and "with_timeout" in str(info.value)
+    ctx, cancel = with_deadline(background(), time.monotonic() + 5 * 365 * 86400)  # far, but a monotonic reading
+    assert not ctx.is_done()
+    cancel()
+
+
+def test_deadlines_as_datetimes():
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    soon = datetime.now(timezone.utc) + timedelta(hours=1)
+    ctx, cancel = with_deadline(background(), soon)
+    assert ctx.deadline() == pytest.approx(time.monotonic() + 3600, abs=5)
+    cancel()
+    past = datetime.now(timezone(timedelta(hours=-7))) - timedelta(seconds=1)
+    ctx, cancel = with_deadline(background(), past)
+    assert isinstance(ctx.err(), polyctx.DeadlineExceeded)
+    cancel()
+    with pytest.raises(ValueError, match=r"naive datetime.*time zone"):
+        with_deadline(background(), datetime.now())
+    with pytest.raises(TypeError, match="not a timedelta; for a duration, use with_timeout"):
+        with_deadline(background(), timedelta(seconds=1))
+    with pytest.raises(TypeError, match="seconds must be a number of seconds, not datetime"):
+        with_timeout(background(), soon)

@@ -6,24 +6,25 @@ request-scoped values, shared with Rust, C and Node code in the same process.
         ...
 
 The model lives in the Rust core (`polyctx._native`); this package adds the
-asyncio glue (`scope`, `current`, `await ctx.done()`).
+asyncio glue (`scope`, `current`, `use`, `await ctx.done()`).
 """
 
 from __future__ import annotations
 
-from ._asyncio import current
+from ._asyncio import current, use
 from ._c import CALLBACK, CLibrary, c_library
 from ._errors import Canceled, ContextError, DeadlineExceeded, ForeignCause
 from ._native import (
     CancelCauseFunc,
     CancelFunc,
-    CancelPair,
     Context,
     Key,
     StopFunc,
+    __version__,
     after_func,
     background,
     cause,
+    loop_after_func,
     scope,
     todo,
     with_cancel,
@@ -33,11 +34,13 @@ from ._native import (
     with_value,
     without_cancel,
 )
+from ._pair import CancelCausePair, CancelPair
 
 __all__ = [
     "CALLBACK",
     "CLibrary",
     "CancelCauseFunc",
+    "CancelCausePair",
     "CancelFunc",
     "CancelPair",
     "Canceled",
@@ -47,13 +50,16 @@ __all__ = [
     "ForeignCause",
     "Key",
     "StopFunc",
+    "__version__",
     "after_func",
     "background",
     "c_library",
     "cause",
     "current",
+    "loop_after_func",
     "scope",
     "todo",
+    "use",
     "with_cancel",
     "with_cancel_cause",
     "with_deadline",
