@@ -21,7 +21,27 @@
 // using it is gone, on whatever thread that happens.
 
 const { getEventListeners } = require('node:events')
-const native = require('./native.js')
+const native = loadNative()
+
+// The native module is built when the package is installed
+// (scripts/install.js). Without it, napi's loader blames npm's optional
+// dependencies; say what is actually missing.
+function loadNative() {
+  try {
+    return require('./native.js')
+  } catch (e) {
+    const fs = require('node:fs')
+    const { binaryName } = require('./scripts/platform.js')
+    if (fs.existsSync(require('node:path').join(__dirname, binaryName()))) throw e
+    throw new Error(
+      `polyctx: the native module ${binaryName()} is missing from ${__dirname}. ` +
+        'It is built from source when the package is installed, which needs Rust (https://rustup.rs); ' +
+        'if the install skipped it (--ignore-scripts) or failed, run `npm rebuild polyctx` and read its output.',
+      { cause: e },
+    )
+  }
+}
+
 
 // Node 20.4+ defines it (as this registered symbol); polyfill older 20.x.
 if (typeof Symbol.dispose !== 'symbol') {
