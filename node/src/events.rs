@@ -19,9 +19,10 @@
 //! pending deadlines, signals and `done()` promises do not, as with
 //! `AbortSignal.timeout`.
 //!
-//! When an environment shuts down (the process exits, a worker ends), its
-//! cleanup hook ([`shutdown`]) frees every handle, watch and queued item it
-//! still has: a worker's contexts do not outlive it.
+//! When an environment shuts down (a worker ends, an embedder tears one
+//! down), its cleanup hook ([`shutdown`]) frees every handle, watch and
+//! queued item it still has: a worker's contexts do not outlive it. When the
+//! process itself is exiting, it only makes sure nothing is freed later.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
