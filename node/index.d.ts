@@ -16,19 +16,23 @@ export interface CancelCauseFunc {
 /**
  * A request's cancellation signal, deadline and values (Go's
  * `context.Context`). Made by `background()`, `todo()` and the `with*`
- * functions, never with `new`.
+ * functions, never with `new`. It belongs to the thread that made it:
+ * structured clone (`postMessage`, `workerData`) throws `DataCloneError`.
  */
 export declare class Context {
   private constructor()
   /** `null` while live; once done, a `Canceled` or `DeadlineExceeded` whose `cause` is the context's cause, if one was given. */
   err(): Canceled | DeadlineExceeded | null
-  /** When the context will be done by itself, or `null`. */
+  /** When the context will be done by itself (the deadline given, even one long past), or `null`. */
   deadline(): Date | null
   /** The value stored under `key` by the nearest `withValue`, or `undefined`. */
   value<T>(key: Key<T>): T | undefined
   /** True once the context is done. */
   isDone(): boolean
-  /** Resolves once the context is done; never rejects. Does not keep the process alive. */
+  /**
+   * Resolves once the context is done; never rejects. Like the signal and a
+   * pending deadline, it does not keep the process alive.
+   */
   done(): Promise<void>
   /** Aborts when the context is done; its `reason` is `err()`. Made on first access. */
   readonly signal: AbortSignal
@@ -71,9 +75,17 @@ export declare function todo(): Context
 export declare function withCancel(parent: Context): [Context, CancelFunc]
 /** Like `withCancel`, and `cancel(cause)` records any value as the cause. */
 export declare function withCancelCause(parent: Context): [Context, CancelCauseFunc]
-/** A child also done `ms` milliseconds from now (finite, >= 0), with `cause` as its cause then. */
+/**
+ * A child also done `ms` milliseconds from now, with `cause` as its cause
+ * then. Zero or negative: already done, as in Go. Throws `RangeError` for
+ * NaN, infinities and more than about 292 years.
+ */
 export declare function withTimeout(parent: Context, ms: number, cause?: unknown): [Context, CancelFunc]
-/** A child also done at `deadline` (a Date or epoch milliseconds), with `cause` as its cause then. */
+/**
+ * A child also done at `deadline` (a Date or epoch milliseconds), with
+ * `cause` as its cause then. Any past time is past; throws `RangeError` for
+ * an invalid time or one more than about 292 years ahead.
+ */
 export declare function withDeadline(parent: Context, deadline: Date | number, cause?: unknown): [Context, CancelFunc]
 /** A child carrying `value` under `key`. */
 export declare function withValue<T>(parent: Context, key: Key<T>, value: T): Context
@@ -90,6 +102,8 @@ export declare function afterFunc(ctx: Context, fn: () => void): () => boolean
 export declare function cause(ctx: Context): unknown
 /**
  * A context done when `signal` aborts (its reason becomes the cause) or
- * `parent` is done. Call `cancel()` when the work is over.
+ * `parent` is done. One listener per signal, however many contexts;
+ * `cancel()` stops listening at once, and a context dropped without it is
+ * let go once nothing can observe it.
  */
 export declare function fromSignal(signal: AbortSignal, parent?: Context): [Context, CancelCauseFunc]

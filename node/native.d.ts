@@ -30,8 +30,20 @@ export declare function cancelCause(h: number, cause: number, text?: string | un
  */
 export declare function cancelFromThread(h: number, cause?: string | undefined | null): boolean
 
-/** The cause: null while live, else see `events::Cause`. */
+/** The cause: null while live, else see `events::describe_cause`. */
 export declare function cause(h: number): number | string | null
+
+/**
+ * The cause of a done context that was given none: its cause is its error
+ * (Go's `Cause(ctx) == ctx.Err()`). Other causes are held ids (> 0) or texts.
+ */
+export declare const CAUSE_IS_ERR: number
+
+/**
+ * In events, a cause given as text (in another language or JS
+ * environment) is `CAUSE_TEXT - k`, `k` its index for `cause_text`.
+ */
+export declare const CAUSE_TEXT: number
 
 /** See `events::drain`. */
 export declare function causeText(k: number): string | null
@@ -41,23 +53,42 @@ export declare function createKey(name: string): number
 /** The deadline in epoch milliseconds, or null. */
 export declare function deadline(h: number): number | null
 
-/**
- * The deadline in nanoseconds on the core's monotonic clock, or null: for
- * exact comparisons (the conformance runner).
- */
-export declare function deadlineNs(h: number): number | null
-
 /** Go's `String()` of the context. */
 export declare function describe(h: number): string
 
 /** See `events::drain`. */
 export declare function drain(): number
 
-/** 0 while live, 1 canceled, 2 deadline exceeded. */
+/**
+ * A second handle on the context and cancel function behind `h`, for JS
+ * objects that must cancel a context without keeping its wrapper alive
+ * (`fromSignal`'s links). Freed like any handle.
+ */
+export declare function duplicate(h: number): number
+
+/** Why `ms` milliseconds is not a duration, in the core's words; null if it is one. */
+export declare function durationError(ms: number): string | null
+
+/** `ERR_NONE` while live, else `ERR_CANCELED` or `ERR_DEADLINE_EXCEEDED`. */
 export declare function err(h: number): number
 
-/** See `events::hold_loop`. */
-export declare function holdLoop(delta: number): void
+/** `err` of a canceled context. */
+export declare const ERR_CANCELED: number
+
+/** `err` of a context whose deadline passed. */
+export declare const ERR_DEADLINE_EXCEEDED: number
+
+/** `err` of a live context. */
+export declare const ERR_NONE: number
+
+/**
+ * The `code` of an event for a held id that no context uses any more.
+ * Otherwise `code` is the `err` of the context a watch saw done.
+ */
+export declare const EVENT_RELEASE: number
+
+/** `drain` writes events of this many numbers: `[id, code, cause]`. */
+export declare const EVENT_SIZE: number
 
 /**
  * Sets up this JS environment (the main thread or a worker): `drain`
@@ -69,8 +100,32 @@ export declare function init(dispatch: (arg?: unknown) => unknown, buffer: unkno
 
 export declare function isDone(h: number): boolean
 
-/** Now, in nanoseconds on the core's monotonic clock. */
-export declare function nowNs(): number
+/** See [`LiveCounts`]. */
+export declare function liveCounts(): LiveCounts
+
+/** Test support: what is live natively, process-wide (every JS environment). */
+export interface LiveCounts {
+  /** Context handles: one per JS `Context` wrapper not yet collected. */
+  contexts: number
+  /** Key handles: one per JS `Key` not yet collected. */
+  keys: number
+  /** Watches: a context's signal, or an after-func, waiting for it to be done. */
+  watches: number
+  /** Deadlines armed in the core's timer. */
+  deadlines: number
+}
+
+/**
+ * Returned by a `with*` call that made no context because its duration
+ * was out of range; `duration_error` then says why. Never a handle.
+ */
+export declare const NO_HANDLE: number
+
+/**
+ * The process is exiting: see `events::process_exiting`. The JS layer
+ * calls it from the main thread's `'exit'` event.
+ */
+export declare function processExiting(): void
 
 /**
  * Frees a context handle whose JS wrapper was collected; never cancels.
@@ -80,8 +135,6 @@ export declare function nowNs(): number
 export declare function release(h: number): number
 
 export declare function releaseKey(k: number): void
-
-export declare function same(a: number, b: number): boolean
 
 export declare function todo(): number
 
@@ -106,14 +159,20 @@ export declare function withCancel(parent: number): number
 
 export declare function withCancelCause(parent: number): number
 
-/** `epoch_ms` is a finite wall-clock time in milliseconds (checked in JS). */
+/**
+ * A child done at `epoch_ms`, a finite wall-clock time in milliseconds
+ * (checked in JS): any time in the past is already past; `NO_HANDLE` for
+ * one further ahead than the core's rule for durations allows.
+ */
 export declare function withDeadline(parent: number, epochMs: number, cause: number, text?: string | undefined | null): number
 
 export declare function withoutCancel(parent: number): number
 
 /**
- * `ms` is finite and non-negative (checked in JS). `cause` is a held-table
- * id (0 for none) and `text` its description for other languages.
+ * A child done `ms` milliseconds from now (negative: already done), by
+ * the core's rule for durations; `NO_HANDLE` if `ms` is NaN, infinite or
+ * beyond it (`duration_error` says why). `cause` is a held-table id (0 for
+ * none) and `text` its description for other languages.
  */
 export declare function withTimeout(parent: number, ms: number, cause: number, text?: string | undefined | null): number
 

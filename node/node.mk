@@ -16,7 +16,7 @@ NODE_STAMP := $(NODE_PROJECT)/.polyctx-installed
 NODE_TOOLS := $(ROOT)/node/node_modules/.polyctx-tools
 NODE_SOURCES := $(shell find $(ROOT)/node/src $(ROOT)/core/src -name '*.rs') \
 	$(ROOT)/node/Cargo.toml $(ROOT)/node/build.rs $(ROOT)/node/package.json \
-	$(ROOT)/node/scripts/install.js $(ROOT)/core/Cargo.toml $(ROOT)/Cargo.lock
+	$(ROOT)/node/scripts/install.js $(ROOT)/node/scripts/platform.js $(ROOT)/core/Cargo.toml $(ROOT)/Cargo.lock
 NPM_QUIET := --no-audit --no-fund --loglevel=error
 
 LINT_TARGETS += lint-node

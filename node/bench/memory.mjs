@@ -1,14 +1,17 @@
 // Memory measurements shared by the leak test (test/memory.test.mjs) and
 // the benchmark (bench.mjs). Needs `node --expose-gc`.
 
-/** Collects until the heap stops shrinking: finalizers run between collections. */
-export async function settle() {
+/**
+ * Collects until the heap stops shrinking (finalizers run between
+ * collections) and `done()`, if given, is true; at most 50 rounds.
+ */
+export async function settle(done = () => true) {
   let last = Infinity
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 50; i++) {
     globalThis.gc()
     await new Promise((resolve) => setImmediate(resolve))
     const used = process.memoryUsage().heapUsed
-    if (i >= 4 && used >= last - 1024) break
+    if (i >= 4 && used >= last - 1024 && done()) break
     last = used
   }
 }
@@ -17,23 +20,28 @@ export async function settle() {
  * Creates `count` children of `parent` with `derive(parent)` and drops each
  * (unless `retain`, the control that must show a leak), yielding now and
  * then so that finalizers can run, as they do in a real program. Returns the
- * heap and RSS kept per child once everything is collected.
+ * heap and RSS kept per child once everything is collected, and, given
+ * `counts()` (numbers by name, such as live handles), how each grew: the
+ * collection waits (boundedly) for them to come back.
  */
-export async function retainedPerChild({ count, derive, retain = false }) {
+export async function retainedPerChild({ count, derive, retain = false, counts }) {
   const kept = []
   await settle()
   const before = process.memoryUsage()
+  const countsBefore = counts?.()
   for (let i = 0; i < count; i++) {
     const child = derive()
     if (retain) kept.push(child)
     if (i % 10_000 === 9_999) await new Promise((resolve) => setImmediate(resolve))
   }
-  await settle()
+  const grown = () => Object.fromEntries(Object.entries(counts()).map(([k, v]) => [k, v - countsBefore[k]]))
+  await settle(() => retain || counts === undefined || Object.values(grown()).every((n) => n <= 0))
   const after = process.memoryUsage()
   const result = {
     heap: (after.heapUsed - before.heapUsed) / count,
     rss: (after.rss - before.rss) / count,
   }
+  if (counts !== undefined) result.grown = grown()
   kept.length = 0
   return result
 }

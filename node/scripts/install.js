@@ -10,30 +10,72 @@
 // `napi build --platform --release` does for this crate: build the cdylib
 // and put it where native.js looks first, ./polyctx.<platform>.node.
 //
+// Whatever goes wrong ends in one message that says what is missing and how
+// to fix it, and exit status 1; never a stack trace.
+//
 // POLYCTX_NODE_PROFILE=debug builds the debug profile instead (for hacking
 // on the crate; the package's tests and benchmarks expect release).
 
-const { execFileSync } = require('node:child_process')
+const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
+const { binaryName } = require('./platform.js')
 
 const here = path.resolve(__dirname, '..')
 const profile = process.env.POLYCTX_NODE_PROFILE === 'debug' ? 'debug' : 'release'
 const cargo = process.env.CARGO || 'cargo'
+const RUST = 'Rust 1.88 or newer (https://rustup.rs)'
 
-function run(args, opts = {}) {
-  return execFileSync(cargo, args, { cwd: here, stdio: ['ignore', 'pipe', 'inherit'], ...opts })
+function fail(text) {
+  console.error(`polyctx: ${text}`)
+  process.exit(1)
 }
 
-function platformSuffix() {
-  const { platform, arch } = process
-  if (platform === 'linux') {
-    const glibc = process.report?.getReport?.().header?.glibcVersionRuntime
-    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`
+/** Runs cargo; returns its stdout, or fails with a message saying what went wrong. */
+function runCargo(args, what, stdout = 'pipe') {
+  const run = spawnSync(cargo, args, { cwd: here, stdio: ['ignore', stdout, 'inherit'], encoding: 'utf8' })
+  if (run.error?.code === 'ENOENT') {
+    fail(
+      `cannot build the native module: ${process.env.CARGO ? `CARGO=${cargo} does not exist` : '`cargo` is not on PATH'}.\n` +
+        `  polyctx builds its native module from source when it is installed, which needs ${RUST}.\n` +
+        '  Install Rust, open a new shell (or run `. "$HOME/.cargo/env"`), then run `npm install` again;\n' +
+        '  or set CARGO to the cargo to use.',
+    )
   }
-  if (platform === 'win32') return `win32-${arch}-msvc`
-  return `${platform}-${arch}`
+  if (run.error) fail(`cannot run ${cargo} to ${what}: ${run.error.message}`)
+  if (run.status !== 0) {
+    fail(
+      `\`${cargo} ${args.join(' ')}\` failed (${run.signal ?? `exit status ${run.status}`}) while trying to ${what}; ` +
+        `its errors are above. The build needs ${RUST}.`,
+    )
+  }
+  return run.stdout
 }
+
+const args = ['build', '--locked', '-p', 'polyctx-node']
+if (profile === 'release') args.push('--release')
+console.error(`polyctx: building the native module (cargo ${args.join(' ')})`)
+runCargo(args, 'build the native module', 'inherit')
+
+let metadata
+try {
+  metadata = JSON.parse(runCargo(['metadata', '--format-version', '1', '--no-deps', '--locked'], 'find the build'))
+} catch (e) {
+  fail(`cannot read \`cargo metadata\`: ${e.message}`)
+}
+const built = path.join(metadata.target_directory, profile, libraryName('polyctx-node'))
+if (!fs.existsSync(built)) fail(`cargo reported success, but the module it should have built is missing: ${built}`)
+const dest = path.join(here, binaryName())
+// Copy to a temporary name and rename, so that a process that has the old
+// module loaded keeps a valid mapping and never sees a half-written file.
+const tmp = `${dest}.${process.pid}.tmp`
+try {
+  fs.copyFileSync(built, tmp)
+  fs.renameSync(tmp, dest)
+} catch (e) {
+  fail(`cannot install the built module as ${dest}: ${e.message}`)
+}
+console.error(`polyctx: installed ${path.relative(process.cwd(), dest) || dest}`)
 
 function libraryName(crate) {
   const base = crate.replace(/-/g, '_')
@@ -41,18 +83,3 @@ function libraryName(crate) {
   if (process.platform === 'darwin') return `lib${base}.dylib`
   return `lib${base}.so`
 }
-
-const args = ['build', '--locked', '-p', 'polyctx-node']
-if (profile === 'release') args.push('--release')
-console.error(`polyctx: building the native module (cargo ${args.join(' ')})`)
-execFileSync(cargo, args, { cwd: here, stdio: ['ignore', 'inherit', 'inherit'] })
-
-const metadata = JSON.parse(run(['metadata', '--format-version', '1', '--no-deps', '--locked']).toString())
-const built = path.join(metadata.target_directory, profile, libraryName('polyctx-node'))
-const dest = path.join(here, `polyctx.${platformSuffix()}.node`)
-// Copy to a temporary name and rename, so that a process that has the old
-// module loaded keeps a valid mapping and never sees a half-written file.
-const tmp = `${dest}.${process.pid}.tmp`
-fs.copyFileSync(built, tmp)
-fs.renameSync(tmp, dest)
-console.error(`polyctx: installed ${path.relative(process.cwd(), dest) || dest}`)

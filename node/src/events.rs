@@ -15,14 +15,20 @@
 //! Items reach JS as numbers written into a `Float64Array` the JS layer
 //! owns (`drain`): no JS value is made or touched off the JS thread, and a
 //! cancel that reaches one signal costs no JS allocation here. The
-//! thread-safe function is unref'd, so it never keeps the process alive
-//! (pending deadlines do not, as with `AbortSignal.timeout`).
+//! thread-safe function is unref'd, so it never keeps the process alive:
+//! pending deadlines, signals and `done()` promises do not, as with
+//! `AbortSignal.timeout`.
+//!
+//! When an environment shuts down (a worker ends, an embedder tears one
+//! down), its cleanup hook ([`shutdown`]) frees every handle, watch and
+//! queued item it still has: a worker's contexts do not outlive it. When the
+//! process itself is exiting, it only makes sure nothing is freed later.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::*;
@@ -30,6 +36,9 @@ use napi::sys;
 use polyctx::{Context, Error as CtxError, Registration};
 
 use crate::held::JsCause;
+use crate::protocol::{
+    CAUSE_IS_ERR, CAUSE_TEXT, ERR_CANCELED, ERR_DEADLINE_EXCEEDED, ERR_NONE, EVENT_RELEASE, EVENT_SIZE,
+};
 
 #[derive(Clone, Copy)]
 pub(crate) enum Item {
@@ -48,7 +57,8 @@ pub(crate) struct Shared {
 
 struct Remote {
     items: Vec<Item>,
-    /// `None` once the environment is torn down: nothing will drain again.
+    /// `None` once the environment is torn down: nothing will drain again,
+    /// and items are dropped instead of queued.
     poke: Option<Tsfn>,
 }
 
@@ -62,6 +72,9 @@ unsafe impl Send for Tsfn {}
 impl Shared {
     fn push_remote(&self, item: Item) {
         let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
+        if remote.poke.is_none() {
+            return; // torn down (`init` sets `poke` before anyone can push)
+        }
         remote.items.push(item);
         self.has_remote.store(true, Ordering::Release);
         if remote.items.len() == 1 {
@@ -107,13 +120,15 @@ thread_local! {
     static WATCHES: RefCell<HashMap<u64, Watch>> = RefCell::new(HashMap::new());
     /// Native bytes allocated for JS wrappers and not yet told to V8.
     static EXTERNAL: Cell<i64> = const { Cell::new(0) };
-    /// How many `done()` promises hold the event loop (see `hold_loop`).
-    static HOLDS: Cell<u32> = const { Cell::new(0) };
     /// Texts of causes from other languages in the last drain (see `drain`).
     static TEXTS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
 static NEXT_ENV: AtomicU64 = AtomicU64::new(1);
+/// Live watches, process-wide (the test hooks).
+static WATCH_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Set when the main thread emits `process.on('exit')`: see [`shutdown`].
+static PROCESS_EXITING: AtomicBool = AtomicBool::new(false);
 
 fn check(status: sys::napi_status) -> Result<()> {
     match status {
@@ -175,13 +190,15 @@ pub(crate) fn init(env: &Env, dispatch: &Function<'_>, buffer: &Unknown<'_>) -> 
             &mut tsfn,
         ))?;
         check(sys::napi_unref_threadsafe_function(raw, tsfn))?;
+        check(sys::napi_add_env_cleanup_hook(raw, Some(shutdown), ptr::null_mut()))?;
     }
-    if kind != sys::TypedarrayType::float64_array || out_len < 3 {
+    if kind != sys::TypedarrayType::float64_array || out_len < EVENT_SIZE as usize {
         return Err(Error::from_reason(
-            "polyctx: the event buffer must be a Float64Array of 3 or more",
+            "polyctx: the event buffer must be a Float64Array of EVENT_SIZE or more",
         ));
     }
     shared.remote.lock().unwrap_or_else(PoisonError::into_inner).poke = Some(Tsfn(tsfn));
+    crate::handle::open();
     CURRENT.with(|c| c.set(shared.env_id));
     LOCAL.with(|l| {
         *l.borrow_mut() = Some(Local {
@@ -194,6 +211,42 @@ pub(crate) fn init(env: &Env, dispatch: &Function<'_>, buffer: &Unknown<'_>) -> 
         })
     });
     Ok(())
+}
+
+/// The environment is shutting down, on its own thread, with no more JS to
+/// run: frees what it still holds (module docs). Values the core still
+/// holds elsewhere (in contexts that other environments or languages keep)
+/// are dropped when those let go, and their release items with them.
+unsafe extern "C" fn shutdown(_arg: *mut c_void) {
+    if PROCESS_EXITING.load(Ordering::Relaxed) {
+        // The process gives everything back at once; only make sure that
+        // nothing is freed from here on.
+        crate::handle::close();
+        return;
+    }
+    crate::handle::free_all();
+    let watches: Vec<Watch> = WATCHES.with(|w| w.borrow_mut().drain().map(|(_, watch)| watch).collect());
+    WATCH_COUNT.fetch_sub(watches.len(), Ordering::Relaxed);
+    for watch in &watches {
+        watch.registration.stop();
+    }
+    drop(watches);
+    let local = LOCAL.with(|l| l.borrow_mut().take());
+    if let Some(local) = local {
+        let mut remote = local.shared.remote.lock().unwrap_or_else(PoisonError::into_inner);
+        remote.items = Vec::new();
+        // The function itself is closed and freed by Node (`finalize`).
+        remote.poke = None;
+    }
+    PENDING.with(|p| *p.borrow_mut() = VecDeque::new());
+    TEXTS.with(|t| *t.borrow_mut() = Vec::new());
+    CURRENT.with(|c| c.set(0));
+}
+
+/// The process is exiting (the main thread's `'exit'` event): environments
+/// shutting down from now on skip freeing what the process gives back anyway.
+pub(crate) fn process_exiting() {
+    PROCESS_EXITING.store(true, Ordering::Relaxed);
 }
 
 /// The thread-safe function is being freed (the environment is going away).
@@ -257,45 +310,23 @@ pub(crate) fn watch(ctx: &Context, id: f64) {
         ctx: ctx.clone(),
     };
     WATCHES.with(|w| w.borrow_mut().insert(id.to_bits(), watch));
+    WATCH_COUNT.fetch_add(1, Ordering::Relaxed);
 }
 
 pub(crate) fn unwatch(id: f64) -> bool {
     let (stopped, removed) = WATCHES.with(|w| {
         let mut watches = w.borrow_mut();
         match watches.get(&id.to_bits()) {
-            Some(watch) if watch.registration.stop() => (true, watches.remove(&id.to_bits())),
+            Some(watch) if watch.registration.stop() => {
+                WATCH_COUNT.fetch_sub(1, Ordering::Relaxed);
+                (true, watches.remove(&id.to_bits()))
+            }
             // Fired: it stays until its item is delivered.
             _ => (false, None),
         }
     });
     drop(removed); // may release values: outside the borrow
     stopped
-}
-
-/// Keeps the event loop alive while `holds` is positive: the JS layer holds
-/// it while a `done()` promise waits on a context with a deadline, which
-/// then behaves like a pending timer. JS thread only.
-pub(crate) fn hold_loop(env: &Env, delta: i32) -> Result<()> {
-    let Some(shared) = LOCAL.with(|l| l.borrow().as_ref().map(|l| l.shared.clone())) else {
-        return Ok(());
-    };
-    let before = HOLDS.with(|h| h.replace(h.get().saturating_add_signed(delta)));
-    let after = before.saturating_add_signed(delta);
-    if (before == 0) == (after == 0) {
-        return Ok(());
-    }
-    let remote = shared.remote.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some(poke) = &remote.poke else {
-        return Ok(());
-    };
-    // SAFETY: on the environment's JS thread, with its live function.
-    check(unsafe {
-        if after == 0 {
-            sys::napi_unref_threadsafe_function(env.raw(), poke.0)
-        } else {
-            sys::napi_ref_threadsafe_function(env.raw(), poke.0)
-        }
-    })
 }
 
 /// Accounts for native memory that JS wrappers keep alive, so that V8
@@ -323,26 +354,29 @@ pub(crate) fn external(bytes: i64) {
     }
 }
 
+/// Live watches, process-wide (the test hooks).
+pub(crate) fn watch_count() -> usize {
+    WATCH_COUNT.load(Ordering::Relaxed)
+}
+
 pub(crate) fn is_watched(id: f64) -> bool {
     WATCHES.with(|w| w.borrow().contains_key(&id.to_bits()))
 }
 
 pub(crate) fn err_code(ctx: &Context) -> u32 {
     match ctx.err() {
-        None => 0,
-        Some(CtxError::Canceled) => 1,
-        Some(CtxError::DeadlineExceeded) => 2,
+        None => ERR_NONE,
+        Some(CtxError::Canceled) => ERR_CANCELED,
+        Some(CtxError::DeadlineExceeded) => ERR_DEADLINE_EXCEEDED,
     }
 }
 
-/// A cause as the JS layer reads it: a held-table id (> 0), -1 for
-/// `Canceled`, -2 for `DeadlineExceeded`, or the text of a cause given in
-/// another language or environment.
+/// A cause as the JS layer reads it: a held-table id (> 0), `CAUSE_IS_ERR`
+/// for the context's own error, or the text of a cause given in another
+/// language or environment.
 pub(crate) fn describe_cause(cause: &polyctx::Cause) -> Either<f64, String> {
-    match cause.as_context_error() {
-        Some(CtxError::Canceled) => return Either::A(-1.0),
-        Some(CtxError::DeadlineExceeded) => return Either::A(-2.0),
-        None => {}
+    if cause.as_context_error().is_some() {
+        return Either::A(CAUSE_IS_ERR.into());
     }
     match cause.payload::<JsCause>().and_then(JsCause::local_id) {
         Some(id) => Either::A(id),
@@ -351,11 +385,11 @@ pub(crate) fn describe_cause(cause: &polyctx::Cause) -> Either<f64, String> {
 }
 
 /// Writes queued items for this thread's environment into the JS layer's
-/// buffer as `[id, err, cause]` triples and returns how many; 0 when nothing
-/// is queued. `err` is 1 or 2 for a done watch (its context's error) and 0
-/// for a released held id. `cause` is as `describe_cause` gives it, except
-/// that a text is replaced by `-3 - k`, `k` its index for `cause_text`.
-/// Items that do not fit stay for the next call.
+/// buffer as `[id, code, cause]` events (`protocol`) and returns how many; 0
+/// when nothing is queued. `code` is the `err` of a done watch's context, or
+/// `EVENT_RELEASE` for a released held id. `cause` is as `describe_cause`
+/// gives it, except that a text is replaced by `CAUSE_TEXT - k`, `k` its
+/// index for `cause_text`. Items that do not fit stay for the next call.
 pub(crate) fn drain() -> u32 {
     let Some((shared, out, out_len)) =
         LOCAL.with(|l| l.borrow().as_ref().map(|l| (l.shared.clone(), l.out, l.out_len)))
@@ -366,7 +400,8 @@ pub(crate) fn drain() -> u32 {
         let remote = std::mem::take(&mut shared.remote.lock().unwrap_or_else(PoisonError::into_inner).items);
         PENDING.with(|p| p.borrow_mut().extend(remote));
     }
-    let capacity = out_len / 3;
+    const SIZE: usize = EVENT_SIZE as usize;
+    let capacity = out_len / SIZE;
     let mut written = 0;
     let mut fired = Vec::new();
     let mut texts = Vec::new();
@@ -379,22 +414,23 @@ pub(crate) fn drain() -> u32 {
                 let Some(watch) = WATCHES.with(|w| w.borrow_mut().remove(&id.to_bits())) else {
                     continue; // stopped after it fired
                 };
+                WATCH_COUNT.fetch_sub(1, Ordering::Relaxed);
                 let cause = match polyctx::cause(&watch.ctx).map(|c| describe_cause(&c)) {
                     Some(Either::A(n)) => n,
                     Some(Either::B(text)) => {
                         texts.push(text);
-                        -2.0 - texts.len() as f64
+                        f64::from(CAUSE_TEXT) - (texts.len() - 1) as f64
                     }
-                    None => -1.0,
+                    None => CAUSE_IS_ERR.into(),
                 };
-                let err = err_code(&watch.ctx) as f64;
+                let err = err_code(&watch.ctx).into();
                 fired.push(watch);
                 [id, err, cause]
             }
-            Item::Release(id) => [id, 0.0, 0.0],
+            Item::Release(id) => [id, EVENT_RELEASE.into(), 0.0],
         };
-        // SAFETY: `out` is the live buffer's data and `written < out_len / 3`.
-        unsafe { ptr::copy_nonoverlapping(triple.as_ptr(), out.add(written * 3), 3) };
+        // SAFETY: `out` is the live buffer's data and `written < out_len / SIZE`.
+        unsafe { ptr::copy_nonoverlapping(triple.as_ptr(), out.add(written * SIZE), SIZE) };
         written += 1;
     }
     TEXTS.with(|t| *t.borrow_mut() = texts);

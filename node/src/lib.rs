@@ -17,15 +17,16 @@
 mod events;
 mod handle;
 mod held;
-
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod protocol;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use polyctx::clock::{self, DurationError};
 use polyctx::{Cause, Context, Key};
 
-use crate::handle::{entry, key, Cancel, Entry};
+use crate::handle::{entry, key, Entry};
 use crate::held::{JsCause, JsValue};
+use crate::protocol::NO_HANDLE;
 
 /// Sets up this JS environment (the main thread or a worker): `drain`
 /// writes into `buffer`, and `dispatch()` is called on the JS thread when
@@ -36,62 +37,94 @@ pub fn init(env: Env, dispatch: Function<'_>, buffer: Unknown<'_>) -> Result<()>
     events::init(&env, &dispatch, &buffer)
 }
 
+/// The process is exiting: see `events::process_exiting`. The JS layer
+/// calls it from the main thread's `'exit'` event.
+#[napi]
+pub fn process_exiting() {
+    events::process_exiting();
+}
+
 #[napi]
 pub fn background() -> f64 {
-    Entry::plain(Context::background())
+    Entry::into_handle(Context::background(), None, f64::NAN)
 }
 
 #[napi]
 pub fn todo() -> f64 {
-    Entry::plain(Context::todo())
+    Entry::into_handle(Context::todo(), None, f64::NAN)
 }
 
 #[napi]
 pub fn with_cancel(parent: f64) -> f64 {
-    let (ctx, cancel) = polyctx::with_cancel(&entry(parent).ctx);
-    Entry::into_handle(ctx, Cancel::Plain(cancel))
+    let parent = entry(parent);
+    let (ctx, cancel) = polyctx::with_cancel(&parent.ctx);
+    Entry::into_handle(ctx, Some(cancel.into()), parent.early_deadline)
 }
 
 #[napi]
 pub fn with_cancel_cause(parent: f64) -> f64 {
-    let (ctx, cancel) = polyctx::with_cancel_cause(&entry(parent).ctx);
-    Entry::into_handle(ctx, Cancel::Cause(cancel))
+    let parent = entry(parent);
+    let (ctx, cancel) = polyctx::with_cancel_cause(&parent.ctx);
+    Entry::into_handle(ctx, Some(cancel.into()), parent.early_deadline)
 }
 
-/// `ms` is finite and non-negative (checked in JS). `cause` is a held-table
-/// id (0 for none) and `text` its description for other languages.
+/// A child done `ms` milliseconds from now (negative: already done), by
+/// the core's rule for durations; `NO_HANDLE` if `ms` is NaN, infinite or
+/// beyond it (`duration_error` says why). `cause` is a held-table id (0 for
+/// none) and `text` its description for other languages.
 #[napi]
 pub fn with_timeout(parent: f64, ms: f64, cause: f64, text: Option<String>) -> f64 {
-    let parent = &entry(parent).ctx;
-    let timeout = Duration::try_from_secs_f64(ms / 1e3).unwrap_or(Duration::MAX);
-    let (ctx, cancel) = match js_cause(cause, text) {
-        Some(c) => polyctx::with_timeout_cause(parent, timeout, c),
-        None => polyctx::with_timeout(parent, timeout),
+    let Ok(timeout_ns) = clock::nanos_from_f64(ms, 1e6) else {
+        return NO_HANDLE.into();
     };
-    Entry::into_handle(ctx, Cancel::Plain(cancel))
+    let parent = entry(parent);
+    let (ctx, cancel) = polyctx::with_timeout_ns(&parent.ctx, timeout_ns, js_cause(cause, text));
+    let early = wall::early_deadline(&ctx, parent, || wall::now_ms() + ms);
+    Entry::into_handle(ctx, Some(cancel.into()), early)
 }
 
-/// `epoch_ms` is a finite wall-clock time in milliseconds (checked in JS).
+/// A child done at `epoch_ms`, a finite wall-clock time in milliseconds
+/// (checked in JS): any time in the past is already past; `NO_HANDLE` for
+/// one further ahead than the core's rule for durations allows.
 #[napi]
 pub fn with_deadline(parent: f64, epoch_ms: f64, cause: f64, text: Option<String>) -> f64 {
-    let parent = &entry(parent).ctx;
-    let at = wall::to_instant(epoch_ms);
-    let (ctx, cancel) = match js_cause(cause, text) {
-        Some(c) => polyctx::with_deadline_cause(parent, at, c),
-        None => polyctx::with_deadline(parent, at),
+    let Some(at) = wall::to_ns(epoch_ms) else {
+        return NO_HANDLE.into();
     };
-    Entry::into_handle(ctx, Cancel::Plain(cancel))
+    let parent = entry(parent);
+    let (ctx, cancel) = polyctx::with_deadline_ns(&parent.ctx, at, js_cause(cause, text));
+    let early = wall::early_deadline(&ctx, parent, || epoch_ms);
+    Entry::into_handle(ctx, Some(cancel.into()), early)
+}
+
+/// Why `ms` milliseconds is not a duration, in the core's words; null if it is one.
+#[napi]
+pub fn duration_error(ms: f64) -> Option<String> {
+    clock::nanos_from_f64(ms, 1e6)
+        .err()
+        .as_ref()
+        .map(DurationError::to_string)
 }
 
 #[napi]
 pub fn with_value(parent: f64, key_handle: f64, value: f64) -> f64 {
-    let ctx = polyctx::with_value(&entry(parent).ctx, key(key_handle), JsValue::new(value));
-    Entry::plain(ctx)
+    let parent = entry(parent);
+    let ctx = polyctx::with_value(&parent.ctx, key(key_handle), JsValue::new(value));
+    Entry::into_handle(ctx, None, parent.early_deadline)
 }
 
 #[napi]
 pub fn without_cancel(parent: f64) -> f64 {
-    Entry::plain(polyctx::without_cancel(&entry(parent).ctx))
+    Entry::into_handle(polyctx::without_cancel(&entry(parent).ctx), None, f64::NAN)
+}
+
+/// A second handle on the context and cancel function behind `h`, for JS
+/// objects that must cancel a context without keeping its wrapper alive
+/// (`fromSignal`'s links). Freed like any handle.
+#[napi]
+pub fn duplicate(h: f64) -> f64 {
+    let entry = entry(h);
+    Entry::into_handle(entry.ctx.clone(), entry.cancel.clone(), entry.early_deadline)
 }
 
 /// Frees a context handle whose JS wrapper was collected; never cancels.
@@ -100,7 +133,9 @@ pub fn without_cancel(parent: f64) -> f64 {
 #[napi]
 pub fn release(h: f64) -> f64 {
     // SAFETY: the JS layer calls this once per handle, from its finalizer.
-    let entry = unsafe { Entry::from_raw(h) };
+    let Some(entry) = (unsafe { Entry::from_raw(h) }) else {
+        return 0.0;
+    };
     let watch = entry.watch.get();
     if watch != 0.0 && events::is_watched(watch) {
         watch
@@ -114,10 +149,8 @@ pub fn release(h: f64) -> f64 {
 /// before it returns. The JS layer calls it only for contexts with a cancel function.
 #[napi]
 pub fn cancel(h: f64) -> u32 {
-    match &entry(h).cancel {
-        Cancel::Plain(f) => f.cancel(),
-        Cancel::Cause(f) => f.cancel(None),
-        Cancel::None => {}
+    if let Some(f) = &entry(h).cancel {
+        f.cancel();
     }
     events::drain()
 }
@@ -126,13 +159,14 @@ pub fn cancel(h: f64) -> u32 {
 /// returns as `cancel` does. Only for contexts from `withCancelCause`.
 #[napi]
 pub fn cancel_cause(h: f64, cause: f64, text: Option<String>) -> u32 {
-    if let Cancel::Cause(f) = &entry(h).cancel {
-        f.cancel(js_cause(cause, text));
+    if let Some(f) = &entry(h).cancel {
+        // A plain cancel function refuses a cause; the JS layer never gives it one.
+        let _ = f.cancel_with_cause(js_cause(cause, text));
     }
     events::drain()
 }
 
-/// 0 while live, 1 canceled, 2 deadline exceeded.
+/// `ERR_NONE` while live, else `ERR_CANCELED` or `ERR_DEADLINE_EXCEEDED`.
 #[napi]
 pub fn err(h: f64) -> u32 {
     events::err_code(&entry(h).ctx)
@@ -146,23 +180,15 @@ pub fn is_done(h: f64) -> bool {
 /// The deadline in epoch milliseconds, or null.
 #[napi]
 pub fn deadline(h: f64) -> Option<f64> {
-    entry(h).ctx.deadline().map(wall::from_instant)
+    let entry = entry(h);
+    if entry.early_deadline.is_nan() {
+        entry.ctx.deadline_ns().map(wall::from_ns)
+    } else {
+        Some(entry.early_deadline)
+    }
 }
 
-/// The deadline in nanoseconds on the core's monotonic clock, or null: for
-/// exact comparisons (the conformance runner).
-#[napi]
-pub fn deadline_ns(h: f64) -> Option<f64> {
-    entry(h).ctx.deadline_ns().map(|ns| ns as f64)
-}
-
-/// Now, in nanoseconds on the core's monotonic clock.
-#[napi]
-pub fn now_ns() -> f64 {
-    polyctx::clock::now_ns() as f64
-}
-
-/// The cause: null while live, else see `events::Cause`.
+/// The cause: null while live, else see `events::describe_cause`.
 #[napi]
 pub fn cause(h: f64) -> Option<Either<f64, String>> {
     polyctx::cause(&entry(h).ctx).map(|c| events::describe_cause(&c))
@@ -172,11 +198,6 @@ pub fn cause(h: f64) -> Option<Either<f64, String>> {
 #[napi]
 pub fn describe(h: f64) -> String {
     entry(h).ctx.to_string()
-}
-
-#[napi]
-pub fn same(a: f64, b: f64) -> bool {
-    entry(a).ctx.same(&entry(b).ctx)
 }
 
 /// The held-table id of the value under `key`, or 0.
@@ -217,12 +238,6 @@ pub fn unwatch(id: f64) -> bool {
     events::unwatch(id)
 }
 
-/// See `events::hold_loop`.
-#[napi]
-pub fn hold_loop(env: Env, delta: i32) -> Result<()> {
-    events::hold_loop(&env, delta)
-}
-
 /// See `events::drain`.
 #[napi]
 pub fn drain() -> u32 {
@@ -239,61 +254,114 @@ pub fn cause_text(k: u32) -> Option<String> {
 /// deadline or C code would, and returns at once.
 #[napi]
 pub fn cancel_from_thread(h: f64, cause: Option<String>) -> bool {
-    let cancel = match &entry(h).cancel {
-        Cancel::Plain(f) => Cancel::Plain(f.clone()),
-        Cancel::Cause(f) => Cancel::Cause(f.clone()),
-        Cancel::None => return false,
+    let Some(cancel) = entry(h).cancel.clone() else {
+        return false;
     };
-    std::thread::spawn(move || match cancel {
-        Cancel::Plain(f) => f.cancel(),
-        Cancel::Cause(f) => f.cancel(cause.map(Cause::msg)),
-        Cancel::None => {}
+    std::thread::spawn(move || {
+        if cancel.cancel_with_cause(cause.map(Cause::msg)).is_err() {
+            cancel.cancel();
+        }
     });
     true
+}
+
+/// Test support: what is live natively, process-wide (every JS environment).
+#[napi(object)]
+pub struct LiveCounts {
+    /// Context handles: one per JS `Context` wrapper not yet collected.
+    pub contexts: u32,
+    /// Key handles: one per JS `Key` not yet collected.
+    pub keys: u32,
+    /// Watches: a context's signal, or an after-func, waiting for it to be done.
+    pub watches: u32,
+    /// Deadlines armed in the core's timer.
+    pub deadlines: u32,
+}
+
+/// See [`LiveCounts`].
+#[napi]
+pub fn live_counts() -> LiveCounts {
+    let (contexts, keys) = handle::live_counts();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    LiveCounts {
+        contexts: count(contexts),
+        keys: count(keys),
+        watches: count(events::watch_count()),
+        deadlines: count(polyctx::stats::pending_deadlines()),
+    }
 }
 
 fn js_cause(id: f64, text: Option<String>) -> Option<Cause> {
     (id != 0.0).then(|| Cause::with_payload(text.unwrap_or_default(), JsCause::new(id)))
 }
 
-/// Wall-clock milliseconds (what `Date` holds) to and from the core's
-/// monotonic deadlines, through one anchor pair taken once per process, so
-/// that equal deadlines convert to equal times and back.
+/// Wall-clock milliseconds (what `Date` holds) to and from the core's clock,
+/// through one anchor pair taken once per process, so that equal deadlines
+/// convert to equal times and back. The anchor is a whole millisecond, so
+/// whole-millisecond deadlines round-trip exactly.
 mod wall {
     use super::*;
     use std::sync::LazyLock;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
-    static ANCHOR: LazyLock<(Instant, f64)> = LazyLock::new(|| {
-        let now = Instant::now();
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3);
-        (now, ms)
+    struct Anchor {
+        /// On the core's clock.
+        ns: i128,
+        /// The same instant in epoch milliseconds, a whole number.
+        ms: f64,
+    }
+
+    static ANCHOR: LazyLock<Anchor> = LazyLock::new(|| {
+        let ns = clock::now_ns();
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let sub_ms = i128::from(since_epoch.subsec_nanos() % 1_000_000);
+        Anchor {
+            ns: i128::from(ns) - sub_ms,
+            ms: (since_epoch.as_millis() as f64).floor(),
+        }
     });
 
-    pub(crate) fn to_instant(epoch_ms: f64) -> Instant {
-        let (anchor, anchor_ms) = *ANCHOR;
-        let delta = (epoch_ms - anchor_ms) / 1e3;
-        if delta >= 0.0 {
-            let ahead = Duration::try_from_secs_f64(delta).unwrap_or(Duration::MAX);
-            anchor
-                .checked_add(ahead)
-                .unwrap_or_else(|| polyctx::clock::to_instant(polyctx::clock::MAX_DEADLINE_NS))
-        } else {
-            let behind = Duration::try_from_secs_f64(-delta).unwrap_or(Duration::MAX);
-            // Before the clock's zero (boot) is as past as any other past time.
-            anchor
-                .checked_sub(behind)
-                .unwrap_or_else(|| polyctx::clock::to_instant(0))
+    /// Now, in epoch milliseconds on this anchor.
+    pub(crate) fn now_ms() -> f64 {
+        from_ns(clock::now_ns())
+    }
+
+    /// A deadline on the core's clock in epoch milliseconds (rounded to the
+    /// microsecond, so that `Date`'s truncation keeps a whole millisecond).
+    pub(crate) fn from_ns(ns: u64) -> f64 {
+        let a = &*ANCHOR;
+        let ms = a.ms + (i128::from(ns) - a.ns) as f64 / 1e6;
+        (ms * 1e3).round() / 1e3
+    }
+
+    /// An epoch-millisecond deadline on the core's clock: the distance from
+    /// the anchor follows the core's rule for durations, except that any
+    /// past is past (clamped at the clock's zero). `None` if too far ahead.
+    pub(crate) fn to_ns(epoch_ms: f64) -> Option<u64> {
+        let a = &*ANCHOR;
+        let delta = epoch_ms - a.ms;
+        match clock::nanos_from_f64(delta, 1e6) {
+            Ok(ns) => Some(clock::from_signed(
+                i64::try_from(a.ns + i128::from(ns)).unwrap_or(i64::MAX),
+            )),
+            Err(_) if delta < 0.0 => Some(0),
+            Err(_) => None,
         }
     }
 
-    pub(crate) fn from_instant(at: Instant) -> f64 {
-        let (anchor, anchor_ms) = *ANCHOR;
-        if at >= anchor {
-            anchor_ms + (at - anchor).as_secs_f64() * 1e3
-        } else {
-            anchor_ms - (anchor - at).as_secs_f64() * 1e3
+    /// The deadline to report for `ctx`, just made from `parent` with a
+    /// deadline requested at `requested()` (epoch ms), when the core holds it
+    /// clamped at its clock's zero; else NaN (`Entry::early_deadline`).
+    /// Then the earlier of the two applies, as in Go.
+    pub(crate) fn early_deadline(ctx: &Context, parent: &Entry, requested: impl FnOnce() -> f64) -> f64 {
+        if ctx.deadline_ns() != Some(0) {
+            return f64::NAN;
         }
+        let inherited = if parent.early_deadline.is_nan() {
+            parent.ctx.deadline_ns().map_or(f64::INFINITY, from_ns)
+        } else {
+            parent.early_deadline
+        };
+        requested().min(inherited)
     }
 }

@@ -1,7 +1,8 @@
 // Go's context semantics through the JS API: each test names the Go test
 // (in src/context) or the rule it follows. Waits are on signals and
 // promises, never on sleeps; deadlines that must fire are short, those that
-// must not are an hour away.
+// must not are an hour away. A wait for a deadline goes through waitFor:
+// pending deadlines and done() promises do not keep the process alive.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
@@ -21,6 +22,7 @@ import {
   Canceled,
   DeadlineExceeded,
 } from 'polyctx'
+import { waitFor } from './fixtures/wait.mjs'
 
 const HOUR = 3600_000
 
@@ -142,11 +144,48 @@ test('errors: Canceled and DeadlineExceeded are ContextErrors named for AbortSig
   assert.ok(!('cause' in c))
 })
 
+test('each context has its own error object, also when one cancellation reaches many', async () => {
+  const [parent, cancel] = withCancelCause(background())
+  const [a] = withCancel(parent)
+  const [b] = withCancel(parent)
+  void a.signal
+  void b.signal
+  const why = new Error('shutdown')
+  cancel(why)
+  assert.notEqual(a.err(), b.err())
+  assert.notEqual(a.signal.reason, b.signal.reason)
+  assert.equal(a.signal.reason, a.err(), "a context's signal reason is its err()")
+  a.err().decorated = true
+  a.err().stack = 'rewritten, as fetch does'
+  assert.equal(b.err().decorated, undefined)
+  assert.notEqual(b.err().stack, 'rewritten, as fetch does')
+  assert.equal(b.err().cause, why, 'the cause itself is shared: it is the value given')
+  // The same through the event loop, from the timer thread.
+  const [timed] = withTimeout(background(), 10)
+  const kids = [withCancel(timed)[0], withCancel(timed)[0]]
+  await waitFor(Promise.all(kids.map((k) => k.done())))
+  assert.notEqual(kids[0].signal.reason, kids[1].signal.reason)
+})
+
+test('a cause that says what the error says is not said twice', () => {
+  const [ctx, cancel] = withCancelCause(background())
+  const given = new Canceled()
+  cancel(given)
+  assert.equal(ctx.err().message, 'context canceled')
+  assert.equal(cause(ctx), given)
+  const [other, cancelOther] = withCancelCause(background())
+  cancelOther(new Canceled({ cause: 'client went away' }))
+  assert.equal(other.err().message, 'context canceled: client went away')
+  assert.equal(new DeadlineExceeded({ cause: new DeadlineExceeded() }).message, 'context deadline exceeded')
+  assert.equal(new Canceled({ cause: new DeadlineExceeded() }).message, 'context canceled: context deadline exceeded')
+  assert.equal(new Canceled({ cause: 'context canceled by the user' }).message, 'context canceled: context canceled by the user')
+})
+
 test('a timeout fires with DeadlineExceeded and its cause; its cancel gives Canceled (TestWithTimeout)', async () => {
   const [fires] = withTimeout(background(), 20, new Error('too slow'))
   const [canceled, cancel] = withTimeout(background(), 20, new Error('too slow'))
   cancel()
-  await fires.done()
+  await waitFor(fires.done())
   assert.ok(fires.err() instanceof DeadlineExceeded)
   assert.equal(cause(fires).message, 'too slow')
   assert.equal(fires.err().message, 'context deadline exceeded: too slow')
@@ -154,7 +193,7 @@ test('a timeout fires with DeadlineExceeded and its cause; its cancel gives Canc
   assert.ok(cause(canceled) instanceof Canceled, 'the timeout cause is only for the timeout')
 
   const [plain] = withTimeout(background(), 10)
-  await plain.done()
+  await waitFor(plain.done())
   assert.ok(cause(plain) instanceof DeadlineExceeded)
   assert.equal(plain.err().cause, undefined)
 })
@@ -183,7 +222,7 @@ test('deadlines: past ones are done at once, children never outlive parents (Tes
 test('a child deadline earlier than its parent fires alone', async () => {
   const [parent] = withTimeout(background(), HOUR)
   const [child] = withTimeout(parent, 10)
-  await child.done()
+  await waitFor(child.done())
   assert.ok(child.err() instanceof DeadlineExceeded)
   assert.equal(parent.err(), null)
 })
@@ -221,7 +260,7 @@ test('withoutCancel keeps values, drops cancellation and deadline (TestWithoutCa
   assert.equal(detached.deadline(), null)
   assert.equal(detached.value(key), 'v')
   const [child, cancelChild] = withTimeout(detached, 10)
-  await child.done()
+  await waitFor(child.done())
   assert.ok(child.err() instanceof DeadlineExceeded)
   cancelChild()
   assert.equal(detached.isDone(), false)
@@ -281,10 +320,7 @@ test('afterFunc after a deadline, on a descendant, and several at once (TestAfte
   const all = Promise.all(
     [1, 2, 3].map((n) => new Promise((resolve) => afterFunc(child, () => resolve(order.push(n))))),
   )
-  // Pending deadlines and after-funcs do not keep the process alive, as
-  // AbortSignal.timeout does not; done() does, as a timer would.
-  await child.done()
-  await all
+  await waitFor(all, 'the after-funcs')
   assert.deepEqual(order.sort(), [1, 2, 3])
   assert.ok(child.err() instanceof DeadlineExceeded)
 })

@@ -21,6 +21,7 @@ import polyctx, {
 } from 'polyctx'
 
 import { waitFor, aborted } from './fixtures/wait.mjs'
+import { settle } from '../bench/memory.mjs'
 
 const hooks = polyctx[Symbol.for('polyctx.test')]
 
@@ -64,7 +65,7 @@ test('reason names: AbortError for Canceled, TimeoutError for DeadlineExceeded, 
   assert.equal(canceled.signal.reason.message, 'context canceled: client went away')
 
   const [timed] = withTimeout(background(), 10, new Error('budget spent'))
-  await timed.done()
+  await waitFor(timed.done())
   const reason = timed.signal.reason
   assert.equal(reason.name, 'TimeoutError')
   assert.ok(reason instanceof DeadlineExceeded)
@@ -117,7 +118,7 @@ test('err() and isDone() on the JS thread never disagree with signal.aborted', a
     // The timer thread may have fired before the event loop delivered the
     // abort; asking the context first makes the signal catch up at once.
     if (ctx.isDone()) assert.equal(signal.aborted, true)
-    await ctx.done()
+    await waitFor(ctx.done())
     assert.equal(signal.reason, ctx.err())
   }
 })
@@ -157,6 +158,71 @@ test('fromSignal: done contexts stop listening to the source signal', async () =
   }
   await new Promise((resolve) => setImmediate(resolve))
   assert.equal(getEventListeners(ac.signal, 'abort').length, 0)
+})
+
+test('fromSignal: one listener per source signal, however many contexts; no MaxListenersExceededWarning', async () => {
+  const { getEventListeners } = await import('node:events')
+  const warnings = []
+  const onWarning = (w) => warnings.push(w)
+  process.on('warning', onWarning)
+  try {
+    const shutdown = new AbortController()
+    const requests = Array.from({ length: 50 }, () => fromSignal(shutdown.signal))
+    assert.equal(getEventListeners(shutdown.signal, 'abort').length, 1)
+    await new Promise((resolve) => setImmediate(resolve)) // warnings are emitted on a later tick
+    assert.deepEqual(warnings.map((w) => w.name), [])
+    const reason = new Error('shutting down')
+    shutdown.abort(reason)
+    for (const [ctx] of requests) assert.equal(cause(ctx), reason)
+    assert.equal(getEventListeners(shutdown.signal, 'abort').length, 0)
+  } finally {
+    process.off('warning', onWarning)
+  }
+})
+
+test('fromSignal: contexts dropped without cancel() are let go, and the signal stops listening', async () => {
+  const { getEventListeners } = await import('node:events')
+  const shutdown = new AbortController()
+  await settle()
+  const before = hooks.liveCounts()
+  ;(() => {
+    for (let i = 0; i < 1000; i++) {
+      const [ctx] = fromSignal(shutdown.signal)
+      void ctx.signal // forgotten: no cancel() call
+    }
+  })()
+  assert.equal(getEventListeners(shutdown.signal, 'abort').length, 1)
+  await settle(() => getEventListeners(shutdown.signal, 'abort').length === 0)
+  assert.equal(getEventListeners(shutdown.signal, 'abort').length, 0, 'nothing listens once they are gone')
+  const after = hooks.liveCounts()
+  assert.ok(after.contexts <= before.contexts && after.watches <= before.watches, JSON.stringify({ before, after }))
+})
+
+test('fromSignal: a context dropped early still reaches everything derived from it', async () => {
+  const { getEventListeners } = await import('node:events')
+  const source = new AbortController()
+  const key = createKey('k')
+  const ran = []
+  const { child, signal, value, nested, done } = (() => {
+    const [ctx] = fromSignal(source.signal)
+    afterFunc(ctx, () => ran.push('after-func'))
+    const [nestedCtx] = fromSignal(new AbortController().signal, withCancel(ctx)[0])
+    return {
+      child: withCancel(ctx)[0],
+      signal: withTimeout(ctx, 3600_000)[0].signal,
+      value: withValue(ctx, key, 'v'),
+      nested: nestedCtx,
+      done: withCancel(ctx)[0].done(),
+    }
+  })()
+  await settle()
+  assert.equal(getEventListeners(source.signal, 'abort').length, 1, 'still listening: the derived context is observable')
+  source.abort('stop')
+  for (const ctx of [child, value, nested]) assert.equal(cause(ctx), 'stop')
+  assert.equal(signal.reason.cause, 'stop')
+  await waitFor(done, 'done() of a dropped descendant')
+  await waitFor(new Promise((resolve) => setImmediate(resolve)))
+  assert.deepEqual(ran, ['after-func'])
 })
 
 test('fromSignal both ways: a context signal feeds another context, and AbortSignal.timeout one', async () => {
@@ -209,7 +275,7 @@ test('a listener that cancels more contexts is handled re-entrantly', () => {
   assert.deepEqual(order, ['a', 'b', 'b child', 'after cancelB'])
 })
 
-test('a pending deadline does not keep the process alive; done() does, until the deadline', () => {
+test('nothing pending keeps the process alive: not a deadline, a signal, an after-func, fromSignal or done()', () => {
   const url = new URL('../index.js', import.meta.url).pathname
   const script = (body) =>
     spawnSync(process.execPath, ['-e', `const p = require(${JSON.stringify(url)}); ${body}`], {
@@ -218,11 +284,22 @@ test('a pending deadline does not keep the process alive; done() does, until the
     })
   const started = Date.now()
   const idle = script(
-    `const [ctx] = p.withTimeout(p.background(), 3600000); ctx.signal.addEventListener('abort', () => {}); p.afterFunc(ctx, () => {})`,
+    `const [ctx] = p.withTimeout(p.background(), 3600000)
+     ctx.signal.addEventListener('abort', () => console.log('aborted'))
+     p.afterFunc(ctx, () => console.log('after-func'))
+     p.fromSignal(new AbortController().signal, ctx)
+     ctx.done().then(() => console.log('done'))`,
   )
   assert.equal(idle.status, 0, idle.stderr)
-  assert.ok(Date.now() - started < 30_000, 'exits without waiting for the hour')
-  const waiting = script(`const [ctx] = p.withTimeout(p.background(), 50); ctx.done().then(() => console.log(ctx.err().name))`)
+  assert.equal(idle.stdout, '', 'it exits without waiting for the hour')
+  assert.ok(Date.now() - started < 30_000)
+  // As with AbortSignal.timeout: whoever waits keeps the process alive
+  // (a server, a timer); the deadline then reaches every waiter.
+  const waiting = script(
+    `const [ctx] = p.withTimeout(p.background(), 50)
+     const alive = setTimeout(() => {}, 60000)
+     ctx.done().then(() => { console.log(ctx.err().name); clearTimeout(alive) })`,
+  )
   assert.equal(waiting.status, 0, waiting.stderr)
   assert.equal(waiting.stdout.trim(), 'TimeoutError')
 })
@@ -233,7 +310,11 @@ test('worker threads: each has its own event loop, and deadlines reach each', as
     `const { parentPort } = require('node:worker_threads')
      const p = require(${JSON.stringify(url)})
      const [ctx] = p.withTimeout(p.background(), 20, 'worker deadline')
-     ctx.done().then(() => parentPort.postMessage(ctx.signal.reason.message))`,
+     const alive = setInterval(() => {}, 1000) // a pending deadline keeps no thread alive
+     ctx.done().then(() => {
+       parentPort.postMessage(ctx.signal.reason.message)
+       clearInterval(alive)
+     })`,
     { eval: true },
   )
   const message = await waitFor(
@@ -247,14 +328,14 @@ test('worker threads: each has its own event loop, and deadlines reach each', as
   await worker.terminate()
   // The main thread's events still arrive after a worker has gone.
   const [ctx] = withTimeout(background(), 10)
-  await ctx.done()
+  await waitFor(ctx.done())
   assert.ok(ctx.err() instanceof DeadlineExceeded)
 })
 
 test('withDeadline takes a Date or epoch milliseconds', async () => {
   const [a] = withDeadline(background(), new Date(Date.now() + 10))
   const [b] = withDeadline(background(), Date.now() + 10)
-  await Promise.all([a.done(), b.done()])
+  await waitFor(Promise.all([a.done(), b.done()]))
   assert.ok(a.err() instanceof DeadlineExceeded && b.err() instanceof DeadlineExceeded)
 })
 

@@ -132,11 +132,7 @@ class Scenario {
         arity(3, 4)
         const parent = this.ctx(t[2])
         const ms = duration(t[3])
-        const c = t[4] === undefined ? undefined : new Error(t[4])
-        // A negative timeout is a deadline already past (Go's semantics);
-        // the JS API takes only non-negative timeouts.
-        const [ctx, cancel] =
-          ms >= 0 ? withTimeout(parent, ms, c) : withDeadline(parent, performance.timeOrigin + performance.now() + ms, c)
+        const [ctx, cancel] = withTimeout(parent, ms, t[4] === undefined ? undefined : new Error(t[4]))
         return this.add(t[1], ctx, cancel)
       }
       case 'with_deadline': {
