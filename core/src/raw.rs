@@ -11,14 +11,15 @@ use crate::node::{Node, NodeRef};
 use crate::{AnyCancelFunc, CancelCauseFunc, CancelFunc, Context};
 
 fn into_raw(node: NodeRef) -> *const c_void {
-    let node = ManuallyDrop::new(node);
-    node.as_ptr().as_ptr() as *const c_void
+    node.into_ptr().as_ptr().cast_const().cast()
 }
 
 /// # Safety
 /// `ptr` must come from `into_raw` and own the count being taken over.
 unsafe fn from_raw(ptr: *const c_void) -> NodeRef {
-    NodeRef::from_raw(NonNull::new_unchecked(ptr as *mut Node))
+    // SAFETY: `into_raw` never gives out null, and the caller hands over
+    // the count that pointer owns.
+    unsafe { NodeRef::from_raw(NonNull::new_unchecked(ptr.cast_mut().cast::<Node>())) }
 }
 
 impl Context {
@@ -34,7 +35,10 @@ impl Context {
     /// `ptr` must come from `Context::into_raw` and not have been taken back
     /// already: this consumes the reference it owns.
     pub unsafe fn from_raw(ptr: *const c_void) -> Context {
-        Context { node: from_raw(ptr) }
+        Context {
+            // SAFETY: as the caller promises.
+            node: unsafe { from_raw(ptr) },
+        }
     }
 
     /// A new handle to the context behind `ptr`, leaving `ptr`'s own
@@ -43,7 +47,9 @@ impl Context {
     /// # Safety
     /// `ptr` must come from `Context::into_raw` and still own its reference.
     pub unsafe fn clone_raw(ptr: *const c_void) -> Context {
-        let borrowed = ManuallyDrop::new(Context::from_raw(ptr));
+        // SAFETY: as the caller promises; `ManuallyDrop` leaves the
+        // pointer's own count in place.
+        let borrowed = ManuallyDrop::new(unsafe { Context::from_raw(ptr) });
         Context::clone(&borrowed)
     }
 }
@@ -59,7 +65,10 @@ impl CancelFunc {
     /// # Safety
     /// As for [`Context::from_raw`], with a pointer from `CancelFunc::into_raw`.
     pub unsafe fn from_raw(ptr: *const c_void) -> CancelFunc {
-        CancelFunc { node: from_raw(ptr) }
+        CancelFunc {
+            // SAFETY: as the caller promises.
+            node: unsafe { from_raw(ptr) },
+        }
     }
 }
 
@@ -74,7 +83,10 @@ impl CancelCauseFunc {
     /// # Safety
     /// As for [`Context::from_raw`], with a pointer from `CancelCauseFunc::into_raw`.
     pub unsafe fn from_raw(ptr: *const c_void) -> CancelCauseFunc {
-        CancelCauseFunc { node: from_raw(ptr) }
+        CancelCauseFunc {
+            // SAFETY: as the caller promises.
+            node: unsafe { from_raw(ptr) },
+        }
     }
 }
 
@@ -137,6 +149,7 @@ mod tests {
         let raw_cancel = cancel.into_raw();
         // SAFETY: pointers from into_raw, each taken back exactly once.
         let again = unsafe { Context::clone_raw(raw_ctx) };
+        // SAFETY: as above.
         unsafe { CancelCauseFunc::from_raw(raw_cancel) }.cancel(Some(Cause::msg("raw")));
         assert!(again.is_done());
         drop(again);

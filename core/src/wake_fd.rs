@@ -57,8 +57,8 @@ fn open_eventfd() -> io::Result<WakeFd> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: a descriptor just made, owned by nobody else.
     Ok(WakeFd {
+        // SAFETY: a descriptor just made, owned by nobody else.
         read: unsafe { OwnedFd::from_raw_fd(fd) },
         write: None,
     })

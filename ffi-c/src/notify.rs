@@ -140,10 +140,11 @@ pub extern "C" fn ctx_after_func(
 ) -> ctx_status_t {
     boundary(|| {
         let (ctx, f, out) = (arg!(ctx), arg!(r#fn), arg!(out));
-        // SAFETY: the header's contract: `finalizer(userdata)` may be called
-        // once from any thread, and `userdata` may be used on `fn`'s thread.
         let call = Call {
             f,
+            // SAFETY: the header's contract: `finalizer(userdata)` may be
+            // called once from any thread, and `userdata` may be used on
+            // `fn`'s thread.
             userdata: unsafe { ForeignPtr::new(userdata, finalizer) },
         };
         // SAFETY: the caller owns `ctx`.
