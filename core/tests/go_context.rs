@@ -415,7 +415,7 @@ fn cause_race() {
             assert_eq!(c.err(), Some(Error::Canceled));
             break;
         }
-        std::hint::spin_loop();
+        thread::yield_now();
     }
     t.join().unwrap();
 }
