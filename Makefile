@@ -27,17 +27,25 @@ include bench/bench.mk
 
 .PHONY: miri-setup help demo test lint bench bench-run stress clean $(LINT_TARGETS) $(TEST_TARGETS) $(DEMO_TARGETS) $(BENCH_BUILD_TARGETS) $(STRESS_TARGETS)
 
+# What every target does.
 help:
-	@echo "make demo   build and run the fan-out demo in every language"
-	@echo "make test   build everything and run every test suite"
+	@echo "make demo   build and run the demo in every language"
+	@echo "make test   build everything and run every test suite (what .ci/run runs)"
 	@echo "make bench  release builds and side-by-side benchmarks (writes bench/results.md)"
-	@echo "make stress the long runs: Miri with many seeds and Tree Borrows, stress tests in release"
 	@echo "            BENCH_ARGS=--quick for a short run"
+	@echo "make stress the long runs: Miri with many seeds and Tree Borrows, fuzzing,"
+	@echo "            stress and model-based tests at length"
+	@echo
+	@echo "Every target, with the first line of the comment above it:"
+	@awk '/^#/ { if (!c) c = substr($$0, 3); next } \
+	      /^[a-z][a-zA-Z0-9_-]*:([^=]|$$)/ { split($$0, t, ":"); printf "  %-26s %s\n", t[1], c } \
+	      { c = "" }' $(MAKEFILE_LIST) | sort -u
 
 # Quietly: the demos' own output is the point; builds still show errors.
 demo:
 	@$(MAKE) --no-print-directory -s $(DEMO_TARGETS)
 
+# Every suite of every language, lint first.
 test: lint $(TEST_TARGETS)
 	@echo "make test: all suites passed ($(TEST_TARGETS))"
 
@@ -45,21 +53,25 @@ test: lint $(TEST_TARGETS)
 stress: $(STRESS_TARGETS)
 	@echo "make stress: all passed ($(STRESS_TARGETS))"
 
+# Formatters, linters, type checkers and generated-file freshness.
 lint: $(LINT_TARGETS)
 
 # BENCH_ARGS=--quick for a short run.
 bench: bench-run
 
+# Removes every build output (target/ and build/).
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
 
 ## Rust core ---------------------------------------------------------------
 
+# rustfmt and clippy over the workspace.
 lint-rust:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+# The core's tests, doctests and the README's Rust examples.
 test-rust:
 	$(CARGO) test --locked -p polyctx
 
@@ -69,10 +81,12 @@ test-rust:
 # after-func threads outlive the tests by design, hence -Zmiri-ignore-leaks.
 MIRI_TARGET := $(ROOT)/target/miri
 MIRI := CARGO_TARGET_DIR=$(MIRI_TARGET) $(CARGO) +nightly miri
+# Installs Miri and its sysroot on the nightly toolchain (idempotent).
 miri-setup:
 	rustup component add --toolchain nightly miri rust-src
 	$(MIRI) setup
 
+# Miri over the unit and concurrency tests, four seeds.
 test-miri: miri-setup
 	MIRIFLAGS="-Zmiri-ignore-leaks -Zmiri-many-seeds=0..4" \
 	  $(MIRI) test --locked -q -p polyctx --lib --test concurrency --test after_func
@@ -102,6 +116,7 @@ stress-fuzz: miri-setup
 stress-rust:
 	POLYCTX_STRESS=1 $(CARGO) test --locked --release -q -p polyctx --test concurrency --test fork --test model
 
+# The fan-out under one deadline, in Rust.
 demo-rust:
 	$(CARGO) run --locked -q -p polyctx --example fanout
 
@@ -109,9 +124,11 @@ demo-rust:
 
 CONFORMANCE := $(PYTHON) tests/conformance/check.py
 
+# Go's own context must still print expected.txt.
 test-conformance-go:
 	$(CONFORMANCE) --verify-go -- $(GO) -C tests/conformance/go run .
 
+# The Rust runner must print what Go prints.
 test-conformance-rust:
 	$(CARGO) build --locked -q -p polyctx-conformance
 	$(CONFORMANCE) --lang rust -- $(ROOT)/target/debug/polyctx-conformance
