@@ -148,15 +148,15 @@ fn inherited_deadline(parent: &Context) -> u64 {
 /// A child of `parent` that is canceled when the returned [`CancelFunc`] is
 /// called or when `parent` is done, whichever happens first (Go's `WithCancel`).
 pub fn with_cancel(parent: &Context) -> (Context, CancelFunc) {
-    let node = tree::new_node(&parent.node, inherited_deadline(parent), false, None);
-    (Context { node: node.clone() }, CancelFunc { node })
+    let (node, twin) = tree::new_node(&parent.node, inherited_deadline(parent), false, None);
+    (Context { node }, CancelFunc { node: twin })
 }
 
 /// Like [`with_cancel`], but the cancel function records a cause, which
 /// [`cause`] reports (Go's `WithCancelCause`).
 pub fn with_cancel_cause(parent: &Context) -> (Context, CancelCauseFunc) {
-    let node = tree::new_node(&parent.node, inherited_deadline(parent), false, None);
-    (Context { node: node.clone() }, CancelCauseFunc { node })
+    let (node, twin) = tree::new_node(&parent.node, inherited_deadline(parent), false, None);
+    (Context { node }, CancelCauseFunc { node: twin })
 }
 
 /// A child of `parent` that is also done at `deadline` (Go's `WithDeadline`).
@@ -212,13 +212,13 @@ fn deadline_child(parent: &Context, at: u64, now: u64, cause: Option<Cause>) -> 
     if inherited_deadline(parent) < at {
         return with_cancel(parent);
     }
-    let node = tree::new_node(&parent.node, at, true, cause);
+    let (node, twin) = tree::new_node(&parent.node, at, true, cause);
     if at <= now {
         tree::cancel(&node, Reason::Deadline, true);
     } else if node.state() == LIVE {
         timer::insert(&node, at);
     }
-    (Context { node: node.clone() }, CancelFunc { node })
+    (Context { node }, CancelFunc { node: twin })
 }
 
 /// A child of `parent` carrying `value` under `key` (Go's `WithValue`). It

@@ -62,9 +62,9 @@ fn install() {
     let _handlers: [extern "C" fn(); 3] = [prepare, parent, child];
 }
 
+/// The timer and pool locks, held across `fork()` (the node lock table is
+/// held too, by `lock::lock_all`, without guards).
 struct Held {
-    // Held, never read: holding them is the point.
-    _stripes: Vec<MutexGuard<'static, ()>>,
     timer: MutexGuard<'static, timer::Heap>,
     pool: MutexGuard<'static, pool::State>,
 }
@@ -78,8 +78,8 @@ thread_local! {
 extern "C" fn prepare() {
     // Nothing here panics (poisoned locks are taken as they are); were it
     // to, an `extern "C"` function aborts rather than unwind into libc.
+    lock::lock_all();
     let held = Held {
-        _stripes: lock::lock_all(),
         timer: timer::lock(),
         pool: pool::lock(),
     };
@@ -88,6 +88,7 @@ extern "C" fn prepare() {
 
 extern "C" fn parent() {
     HELD.with(|h| drop(h.borrow_mut().take()));
+    lock::unlock_all();
 }
 
 extern "C" fn child() {
@@ -97,5 +98,6 @@ extern "C" fn child() {
             pool::forget_threads(&mut held.pool);
         }
     });
+    lock::unlock_all();
     FORKED.store(true, Ordering::Relaxed);
 }

@@ -11,7 +11,7 @@
 //! node locks at once (the tree's lock order, see `tree`); debug builds
 //! check that on every acquisition.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::node::Node;
 
@@ -22,31 +22,31 @@ const STRIPES: usize = 256;
 /// A lock on its own pair of cache lines, so that neighbours in the table
 /// never contend through false sharing (adjacent-line prefetch included).
 #[repr(align(128))]
-struct Stripe(Mutex<()>);
+struct Stripe(RawLock);
 
-static TABLE: [Stripe; STRIPES] = [const { Stripe(Mutex::new(())) }; STRIPES];
+static TABLE: [Stripe; STRIPES] = [const { Stripe(RawLock::new()) }; STRIPES];
 
 /// Proof that a node's stripe is held; unlocks on drop.
 pub(crate) struct StripeGuard {
-    _guard: MutexGuard<'static, ()>,
+    lock: &'static RawLock,
 }
 
 /// Locks the stripe of the node at `node`.
 pub(crate) fn lock(node: &Node) -> StripeGuard {
     held::enter();
-    // No user code runs under a node lock, so a poisoned lock can only follow
-    // a polyctx bug that already panicked; carry on.
-    let guard = stripe(node).lock().unwrap_or_else(PoisonError::into_inner);
-    StripeGuard { _guard: guard }
+    let lock = stripe(node);
+    lock.lock();
+    StripeGuard { lock }
 }
 
 impl Drop for StripeGuard {
     fn drop(&mut self) {
+        self.lock.unlock();
         held::leave();
     }
 }
 
-fn stripe(node: &Node) -> &'static Mutex<()> {
+fn stripe(node: &Node) -> &'static RawLock {
     // Fibonacci hashing of the address: nodes are at least 8-aligned and
     // allocated close together, so the low bits alone would cluster.
     let addr = std::ptr::from_ref(node).addr() >> 3;
@@ -54,13 +54,116 @@ fn stripe(node: &Node) -> &'static Mutex<()> {
     &TABLE[index].0
 }
 
-/// Every stripe, locked in table order: what the fork handlers hold across
+/// Locks every stripe, in table order: what the fork handlers hold across
 /// `fork()`. Deadlock-free because no thread holds two node locks.
-pub(crate) fn lock_all() -> Vec<MutexGuard<'static, ()>> {
-    TABLE
-        .iter()
-        .map(|s| s.0.lock().unwrap_or_else(PoisonError::into_inner))
-        .collect()
+pub(crate) fn lock_all() {
+    for s in &TABLE {
+        s.0.lock();
+    }
+}
+
+/// Unlocks every stripe, after `lock_all`, in the parent or the child.
+pub(crate) fn unlock_all() {
+    for s in &TABLE {
+        s.0.unlock();
+    }
+}
+
+/// A futex lock without std's poisoning, which these locks cannot use (no
+/// user code ever runs under them) and which costs a check on every lock
+/// and unlock. The word is 0 (free), 1 (held) or 2 (held, maybe waiters),
+/// as in std's own futex mutex.
+struct RawLock(AtomicU32);
+
+impl RawLock {
+    const fn new() -> RawLock {
+        RawLock(AtomicU32::new(0))
+    }
+
+    #[inline]
+    fn lock(&self) {
+        if self
+            .0
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_contended();
+        }
+    }
+
+    #[cold]
+    fn lock_contended(&self) {
+        // Critical sections are a few dozen instructions: spin briefly first.
+        for _ in 0..100 {
+            std::hint::spin_loop();
+            if self.0.load(Ordering::Relaxed) == 0
+                && self
+                    .0
+                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+        }
+        // Mark the word contended; whoever unlocks then wakes a sleeper.
+        while self.0.swap(2, Ordering::Acquire) != 0 {
+            futex::wait(&self.0, 2);
+        }
+    }
+
+    #[inline]
+    fn unlock(&self) {
+        if self.0.swap(0, Ordering::Release) == 2 {
+            futex::wake_one(&self.0);
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod futex {
+    use std::sync::atomic::AtomicU32;
+
+    /// Sleeps while `*word == expected` (returns at once if it is not).
+    pub(super) fn wait(word: &AtomicU32, expected: u32) {
+        // SAFETY: FUTEX_WAIT on a live, aligned u32 this process owns; a null
+        // timeout waits until woken. Spurious returns (EINTR, EAGAIN) are
+        // fine: the caller re-checks the word.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                expected,
+                std::ptr::null::<libc::timespec>(),
+            );
+        }
+    }
+
+    pub(super) fn wake_one(word: &AtomicU32) {
+        // SAFETY: FUTEX_WAKE on a live, aligned u32 this process owns.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                1,
+            );
+        }
+    }
+}
+
+/// Elsewhere: yield instead of sleeping on the word.
+#[cfg(not(target_os = "linux"))]
+mod futex {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    pub(super) fn wait(word: &AtomicU32, expected: u32) {
+        if word.load(Ordering::Relaxed) == expected {
+            std::thread::yield_now();
+        }
+    }
+
+    pub(super) fn wake_one(_: &AtomicU32) {}
 }
 
 /// Debug builds check the lock order: at most one node lock per thread.

@@ -202,13 +202,24 @@ unsafe impl Sync for NodeRef {}
 
 impl NodeRef {
     pub(crate) fn new(parent: Option<NodeRef>, kind: Kind) -> NodeRef {
+        NodeRef(Self::alloc(parent, kind, 1))
+    }
+
+    /// Two references to a new node (a context and its cancel function),
+    /// counted from the start rather than by an atomic increment.
+    pub(crate) fn new_pair(parent: Option<NodeRef>, kind: Kind) -> (NodeRef, NodeRef) {
+        let ptr = Self::alloc(parent, kind, 2);
+        (NodeRef(ptr), NodeRef(ptr))
+    }
+
+    fn alloc(parent: Option<NodeRef>, kind: Kind, refs: usize) -> NonNull<Node> {
         let node = Box::new(Node {
-            refs: AtomicUsize::new(1),
+            refs: AtomicUsize::new(refs),
             parent,
             kind,
         });
         // SAFETY: `Box::into_raw` never returns null.
-        NodeRef(unsafe { NonNull::new_unchecked(Box::into_raw(node)) })
+        unsafe { NonNull::new_unchecked(Box::into_raw(node)) }
     }
 
     pub(crate) fn from_static(node: &'static Node) -> NodeRef {

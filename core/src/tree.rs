@@ -102,17 +102,23 @@ pub(crate) fn final_cause(c: &CancelNode) -> Option<Cause> {
 
 // Linking ------------------------------------------------------------------
 
-/// A new cancelable node under `parent`, already done if the parent is.
-pub(crate) fn new_node(parent: &NodeRef, deadline: u64, own_deadline: bool, deadline_cause: Option<Cause>) -> NodeRef {
+/// A new cancelable node under `parent`, already done if the parent is:
+/// two references to it, for a context and its cancel function.
+pub(crate) fn new_node(
+    parent: &NodeRef,
+    deadline: u64,
+    own_deadline: bool,
+    deadline_cause: Option<Cause>,
+) -> (NodeRef, NodeRef) {
     fork::check();
-    let node = NodeRef::new(
+    let (node, twin) = NodeRef::new_pair(
         Some(parent.clone()),
         Kind::Cancel(CancelNode::new(deadline, own_deadline, deadline_cause)),
     );
     if let Some(signal) = parent.signal() {
         attach(signal, &node);
     }
-    node
+    (node, twin)
 }
 
 /// Links `child` (not yet shared) under `parent`, or makes it done at once

@@ -216,6 +216,14 @@ pub fn profile(op: &str) {
                 black_box(c);
             }
         }
+        "tokio-derive-cancel" => {
+            let token = CancellationToken::new();
+            for _ in 0..1_000_000 {
+                let t = token.child_token();
+                t.cancel();
+                black_box(t);
+            }
+        }
         "deadline" => {
             for _ in 0..1_000_000 {
                 let (c, cancel) = with_timeout(&parent, HOUR);
@@ -230,7 +238,7 @@ pub fn profile(op: &str) {
                 drop(nodes);
             }
         }
-        _ => eprintln!("profile one of: derive-cancel, deadline, tree"),
+        _ => eprintln!("profile one of: derive-cancel, tokio-derive-cancel, deadline, tree"),
     }
 }
 
