@@ -147,6 +147,7 @@ fn inherited_deadline(parent: &Context) -> u64 {
 
 /// A child of `parent` that is canceled when the returned [`CancelFunc`] is
 /// called or when `parent` is done, whichever happens first (Go's `WithCancel`).
+#[track_caller]
 pub fn with_cancel(parent: &Context) -> (Context, CancelFunc) {
     let (node, twin) = tree::new_node(&parent.node, inherited_deadline(parent), false, None);
     (Context { node }, CancelFunc { node: twin })
@@ -154,6 +155,7 @@ pub fn with_cancel(parent: &Context) -> (Context, CancelFunc) {
 
 /// Like [`with_cancel`], but the cancel function records a cause, which
 /// [`cause`] reports (Go's `WithCancelCause`).
+#[track_caller]
 pub fn with_cancel_cause(parent: &Context) -> (Context, CancelCauseFunc) {
     let (node, twin) = tree::new_node(&parent.node, inherited_deadline(parent), false, None);
     (Context { node }, CancelCauseFunc { node: twin })
@@ -164,24 +166,28 @@ pub fn with_cancel_cause(parent: &Context) -> (Context, CancelCauseFunc) {
 /// If `parent`'s deadline is earlier, the child simply inherits it and arms
 /// no timer of its own. A deadline already past makes the child done at once
 /// with [`Error::DeadlineExceeded`].
+#[track_caller]
 pub fn with_deadline(parent: &Context, deadline: Instant) -> (Context, CancelFunc) {
     deadline_child(parent, clock::from_instant(deadline), clock::now_ns(), None)
 }
 
 /// Like [`with_deadline`], and `cause` becomes the context's cause when the
 /// deadline passes (not when it is canceled).
+#[track_caller]
 pub fn with_deadline_cause(parent: &Context, deadline: Instant, cause: Cause) -> (Context, CancelFunc) {
     deadline_child(parent, clock::from_instant(deadline), clock::now_ns(), Some(cause))
 }
 
 /// `with_deadline(parent, now + timeout)` (Go's `WithTimeout`). Timeouts too
 /// large to represent saturate to a deadline centuries away.
+#[track_caller]
 pub fn with_timeout(parent: &Context, timeout: Duration) -> (Context, CancelFunc) {
     timeout_child(parent, timeout, None)
 }
 
 /// Like [`with_timeout`], and `cause` becomes the context's cause when the
 /// timeout expires (not when it is canceled).
+#[track_caller]
 pub fn with_timeout_cause(parent: &Context, timeout: Duration, cause: Cause) -> (Context, CancelFunc) {
     timeout_child(parent, timeout, Some(cause))
 }
@@ -191,6 +197,7 @@ pub fn with_timeout_cause(parent: &Context, timeout: Duration, cause: Cause) -> 
 /// alike. Zero or negative gives a context already done with
 /// [`Error::DeadlineExceeded`], as in Go; large ones saturate (see
 /// [`clock::deadline_in`]).
+#[track_caller]
 pub fn with_timeout_ns(parent: &Context, timeout_ns: i64, cause: Option<Cause>) -> (Context, CancelFunc) {
     let now = clock::now_ns();
     deadline_child(parent, clock::deadline_in(now, timeout_ns), now, cause)
@@ -198,16 +205,19 @@ pub fn with_timeout_ns(parent: &Context, timeout_ns: i64, cause: Option<Cause>) 
 
 /// [`with_deadline`] for a deadline in [`clock`] nanoseconds, with an
 /// optional cause. Deadlines beyond [`clock::MAX_DEADLINE_NS`] saturate there.
+#[track_caller]
 pub fn with_deadline_ns(parent: &Context, deadline_ns: u64, cause: Option<Cause>) -> (Context, CancelFunc) {
     deadline_child(parent, deadline_ns.min(clock::MAX_DEADLINE_NS), clock::now_ns(), cause)
 }
 
+#[track_caller]
 fn timeout_child(parent: &Context, timeout: Duration, cause: Option<Cause>) -> (Context, CancelFunc) {
     // One clock read serves both the deadline and the "already past" check.
     let now = clock::now_ns();
     deadline_child(parent, clock::add(now, timeout), now, cause)
 }
 
+#[track_caller]
 fn deadline_child(parent: &Context, at: u64, now: u64, cause: Option<Cause>) -> (Context, CancelFunc) {
     if inherited_deadline(parent) < at {
         return with_cancel(parent);
@@ -226,6 +236,7 @@ fn deadline_child(parent: &Context, at: u64, now: u64, cause: Option<Cause>) -> 
 ///
 /// Use values for request-scoped data that crosses API boundaries (trace ids,
 /// auth principals), not for optional parameters.
+#[track_caller]
 pub fn with_value<T: Send + Sync + 'static>(parent: &Context, key: &Key<T>, value: T) -> Context {
     let kind = Kind::Value(ValueNode {
         signal: parent.node.signal_ptr(),
@@ -240,6 +251,7 @@ pub fn with_value<T: Send + Sync + 'static>(parent: &Context, key: &Key<T>, valu
 /// A child of `parent` that keeps its values but is never canceled: no
 /// deadline, no error, no cause (Go's `WithoutCancel`). For work that must
 /// outlive the request, such as a final audit log write.
+#[track_caller]
 pub fn without_cancel(parent: &Context) -> Context {
     Context {
         node: NodeRef::new(Some(parent.node.clone()), Kind::WithoutCancel),

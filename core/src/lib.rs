@@ -35,12 +35,13 @@
 // that run after-funcs), `wait` (blocking waits and the `Done` future),
 // `fork` (what a forked child inherits). `wire`: what crosses between
 // services (timeouts, trace context, baggage, end reasons). Plus `cancel` (the cancel
-// handles), `foreign` (values from other languages, with their finalizers), `value`, `error`, `display`, `clock`, `raw` (pointers for
+// handles), `debug` (lost cancels, live-context tracking), `foreign` (values from other languages, with their finalizers), `value`, `error`, `display`, `clock`, `raw` (pointers for
 // bindings), `wake_fd` and `stats`.
 mod callback;
 mod cancel;
 pub mod clock;
 mod context;
+pub mod debug;
 mod display;
 mod error;
 pub mod foreign;

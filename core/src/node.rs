@@ -201,25 +201,32 @@ unsafe impl Send for NodeRef {}
 unsafe impl Sync for NodeRef {}
 
 impl NodeRef {
+    #[track_caller]
     pub(crate) fn new(parent: Option<NodeRef>, kind: Kind) -> NodeRef {
         NodeRef(Self::alloc(parent, kind, 1))
     }
 
     /// Two references to a new node (a context and its cancel function),
     /// counted from the start rather than by an atomic increment.
+    #[track_caller]
     pub(crate) fn new_pair(parent: Option<NodeRef>, kind: Kind) -> (NodeRef, NodeRef) {
         let ptr = Self::alloc(parent, kind, 2);
         (NodeRef(ptr), NodeRef(ptr))
     }
 
+    /// A new node; `#[track_caller]` all the way from the public `with_*`
+    /// functions, so that live-context tracking knows where it was made.
+    #[track_caller]
     fn alloc(parent: Option<NodeRef>, kind: Kind, refs: usize) -> NonNull<Node> {
         let node = Box::new(Node {
             refs: AtomicUsize::new(refs),
             parent,
             kind,
         });
+        let ptr = Box::into_raw(node);
+        crate::debug::created(ptr, std::panic::Location::caller());
         // SAFETY: `Box::into_raw` never returns null.
-        unsafe { NonNull::new_unchecked(Box::into_raw(node)) }
+        unsafe { NonNull::new_unchecked(ptr) }
     }
 
     pub(crate) fn from_static(node: &'static Node) -> NodeRef {

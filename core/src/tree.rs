@@ -104,6 +104,7 @@ pub(crate) fn final_cause(c: &CancelNode) -> Option<Cause> {
 
 /// A new cancelable node under `parent`, already done if the parent is:
 /// two references to it, for a context and its cancel function.
+#[track_caller]
 pub(crate) fn new_node(
     parent: &NodeRef,
     deadline: u64,
@@ -217,6 +218,7 @@ fn release(mut ptr: NonNull<Node>) {
         if let Kind::Cancel(_) = node.kind {
             unhook(node);
         }
+        crate::debug::freed(node);
         // SAFETY: the count is zero and `unhook` removed every raw pointer to
         // the node (node invariant 1), so this is the only access left; `ptr`
         // has the provenance of the `Box` made in `NodeRef::new` (node
@@ -250,6 +252,8 @@ fn unhook(node: &Node) {
         timer::remove(node);
     }
     detach_from_parent(node);
+    // Never canceled, never expired: its cancel function was dropped uncalled.
+    crate::debug::lost_cancel(node);
 }
 
 // Cancelling ---------------------------------------------------------------
