@@ -35,7 +35,8 @@
 // that run after-funcs), `wait` (blocking waits and the `Done` future),
 // `fork` (what a forked child inherits). `wire`: what crosses between
 // services (timeouts, trace context, baggage, end reasons). Plus `cancel` (the cancel
-// handles), `debug` (lost cancels, live-context tracking), `foreign` (values from other languages, with their finalizers), `value`, `error`, `display`, `clock`, `raw` (pointers for
+// handles), `patterns` (group, retry, sleep), `debug` (lost cancels,
+// live-context tracking), `foreign` (values from other languages, with their finalizers), `value`, `error`, `display`, `clock`, `raw` (pointers for
 // bindings), `wake_fd` and `stats`.
 mod callback;
 mod cancel;
@@ -48,7 +49,9 @@ pub mod foreign;
 mod fork;
 mod lock;
 mod node;
+pub mod patterns;
 mod pool;
+mod rand;
 mod raw;
 pub mod stats;
 mod timer;

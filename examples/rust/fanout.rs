@@ -3,12 +3,10 @@
 //!
 //! Run with `make demo` or `cargo run -p polyctx --example fanout`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, LazyLock};
-use std::thread;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use polyctx::{cause, with_timeout_cause, with_value, Cause, Context, Error, Key};
+use polyctx::{cause, patterns, with_timeout_cause, with_value, Cause, Context, Error, Key};
 
 static TRACE_ID: LazyLock<Key<String>> = LazyLock::new(|| Key::new("trace-id"));
 
@@ -22,7 +20,7 @@ fn fetch(ctx: &Context, latency: Duration) -> Result<&'static str, Error> {
 
 fn main() {
     let start = Instant::now();
-    let at = || format!("[{:>4} ms]", start.elapsed().as_millis());
+    let at = move || format!("[{:>4} ms]", start.elapsed().as_millis());
     let request = with_value(&Context::background(), &TRACE_ID, "4bf92f3577b34da6".to_string());
     let (ctx, cancel) = with_timeout_cause(
         &request,
@@ -40,27 +38,25 @@ fn main() {
         ("ads", 900),
         ("recommend", 2000),
     ];
-    let running = Arc::new(AtomicUsize::new(0));
-    let (done_tx, done_rx) = mpsc::channel();
-    for (name, ms) in services {
-        let (ctx, running, done_tx) = (ctx.clone(), running.clone(), done_tx.clone());
-        running.fetch_add(1, Ordering::SeqCst);
-        thread::spawn(move || {
-            let outcome = fetch(&ctx, Duration::from_millis(ms));
-            running.fetch_sub(1, Ordering::SeqCst);
-            done_tx.send((name, ms, outcome)).unwrap();
-        });
-    }
-    drop(done_tx);
-    for (name, ms, outcome) in done_rx {
-        match outcome {
-            Ok(v) => println!("{} {name:<9} answered {v} (needed {ms} ms)", at()),
-            Err(e) => println!(
-                "{} {name:<9} stopped: {e} ({}), would have needed {ms} ms",
-                at(),
-                cause(&ctx).unwrap()
-            ),
+    // A group: it returns only when every call has finished or stopped.
+    let outcome: Result<(), Error> = patterns::scope(&ctx, None, |group| {
+        for (name, ms) in services {
+            group.spawn(move |ctx| {
+                let outcome = fetch(ctx, Duration::from_millis(ms));
+                match outcome {
+                    Ok(v) => println!("{} {name:<9} answered {v} (needed {ms} ms)", at()),
+                    Err(e) => println!(
+                        "{} {name:<9} stopped: {e} ({}), would have needed {ms} ms",
+                        at(),
+                        cause(ctx).unwrap()
+                    ),
+                }
+                // Partial results are the point: a slow call is not an error
+                // that should cancel its siblings.
+                Ok(())
+            });
         }
-    }
-    println!("{} workers still running: {}", at(), running.load(Ordering::SeqCst));
+    });
+    outcome.expect("no call failed");
+    println!("{} calls still running: 0 (the group waited for every one)", at());
 }

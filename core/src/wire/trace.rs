@@ -221,47 +221,15 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A random id, never all zero: from the kernel's `getrandom`, so that a
+/// A random id, never all zero: from the kernel (see `rand`), so that a
 /// forked child never repeats its parent's ids.
 fn random_id<const N: usize>() -> [u8; N] {
     let mut id = [0u8; N];
     loop {
-        fill_random(&mut id);
+        crate::rand::fill(&mut id);
         if id != [0; N] {
             return id;
         }
-    }
-}
-
-fn fill_random(buf: &mut [u8]) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: writes at most `rest.len()` bytes into `rest`.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n > 0 {
-            filled += n as usize;
-        } else if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            // No getrandom (very old kernels): the clock and a counter,
-            // mixed. Unique enough for trace ids, which are not secrets.
-            fallback_random(rest);
-            return;
-        }
-    }
-}
-
-fn fallback_random(buf: &mut [u8]) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    for chunk in buf.chunks_mut(8) {
-        let mut x = crate::clock::now_ns()
-            ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            ^ u64::from(std::process::id()) << 32;
-        // splitmix64's finaliser.
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^= x >> 31;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
     }
 }
 
@@ -329,8 +297,5 @@ mod tests {
         assert_eq!(a.trace_id, b.trace_id);
         assert_ne!(a.span_id, b.span_id);
         assert_ne!(TraceContext::new_root().trace_id, a.trace_id);
-        let mut buf = [0u8; 16];
-        fallback_random(&mut buf);
-        assert_ne!(buf, [0; 16]);
     }
 }
