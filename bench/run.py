@@ -38,7 +38,7 @@ PROGRAMS = {
 }
 
 # Which implementation is polyctx in each area, and how to compare the others.
-POLYCTX = {"rust": "polyctx", "c": "polyctx", "python": "polyctx", "node": "polyctx", "memory": "polyctx", "scaling": "polyctx"}
+POLYCTX = {"rust": "polyctx", "c": "polyctx", "python": "polyctx", "node": "polyctx", "memory": "polyctx", "scaling": "polyctx", "lateness": "polyctx"}
 
 
 def run_program(name: str, command: list[str], quick: bool) -> list[dict]:

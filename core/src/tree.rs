@@ -310,6 +310,23 @@ pub(crate) fn cancel(root: &Node, reason: Reason, remove_from_parent: bool) -> b
     true
 }
 
+/// Fires the deadline that decides when `signal` is done, now that it has
+/// passed: what the timer thread would do, done by a thread that saw the
+/// deadline pass first. The deadline belongs to `signal` or to the nearest
+/// ancestor that armed its own timer with the same deadline.
+pub(crate) fn expire(signal: &Node) {
+    let deadline = signal.cancel_part().deadline;
+    let mut node = Some(signal);
+    while let Some(n) = node {
+        let c = n.cancel_part();
+        if c.own_deadline && c.deadline == deadline {
+            cancel(n, Reason::Deadline, true);
+            return;
+        }
+        node = n.parent().and_then(|p| p.signal());
+    }
+}
+
 /// Publishes `node` as done, takes its children and callbacks into `walk`,
 /// unlocks, then disarms its timer.
 fn mark_done(node: &Node, mut g: Locked<'_>, error: Error, walk: &mut Walk) {

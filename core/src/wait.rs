@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::callback::{self, Action, Slot};
 use crate::node::NodeRef;
-use crate::{fork, Context};
+use crate::{clock, fork, tree, Context};
 
 /// Blocks until `ctx` is done or `deadline` passes; true if it is done.
 pub(crate) fn block(ctx: &Context, deadline: Option<Instant>) -> bool {
@@ -35,17 +35,25 @@ pub(crate) fn block(ctx: &Context, deadline: Option<Instant>) -> bool {
     let Some(slot) = callback::register_waiter(&signal, Action::Unpark(thread::current())) else {
         return true; // done while registering
     };
+    // The context's own deadline: a waiter that wakes at it fires it
+    // itself rather than wait for the timer thread to be scheduled, which
+    // on a loaded machine is a second trip through the run queue.
+    let expires = (c.deadline != clock::NEVER).then(|| clock::to_instant(c.deadline));
     // `park` may return spuriously; only the state and the clock decide.
     while c.is_live() {
-        match deadline {
+        let now = Instant::now();
+        if expires.is_some_and(|e| now >= e) {
+            tree::expire(&signal);
+            break;
+        }
+        let until = match (deadline, expires) {
+            (Some(d), Some(e)) => Some(d.min(e)),
+            (d, e) => d.or(e),
+        };
+        match until {
             None => thread::park(),
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    break;
-                }
-                thread::park_timeout(d - now);
-            }
+            Some(_) if deadline.is_some_and(|d| now >= d) => break,
+            Some(u) => thread::park_timeout(u.saturating_duration_since(now)),
         }
     }
     callback::stop_waiter(&signal, &slot);

@@ -30,5 +30,6 @@ fn main() {
     ops::scaling(&bench, quick);
     threads::shared_parent(quick);
     threads::after_funcs(quick);
+    threads::lateness(quick);
     ops::memory(quick);
 }

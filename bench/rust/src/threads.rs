@@ -129,3 +129,70 @@ pub fn after_funcs(quick: bool) {
         median(threads),
     );
 }
+
+/// How late code waiting on a deadline runs: from the deadline to the
+/// waiting thread running again, p50/p99/max over `count` deadlines, idle
+/// and with every core kept busy by hog threads. The peer is the operating
+/// system's own floor: `thread::sleep` until the same instant.
+pub fn lateness(quick: bool) {
+    let count = if quick { 50 } else { 300 };
+    for loaded in [false, true] {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hogs: Vec<_> = (0..if loaded { 2 * cores() } else { 0 })
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = black_box(x.wrapping_mul(31).wrapping_add(7));
+                    }
+                })
+            })
+            .collect();
+        let (mut ours, mut floor) = (Vec::new(), Vec::new());
+        for i in 0..count {
+            let ahead = Duration::from_micros(2_000 + (i % 7) * 300);
+            let (ctx, _cancel) = polyctx::with_timeout(&Context::background(), ahead);
+            let deadline = ctx.deadline().unwrap();
+            ctx.wait();
+            ours.push(Instant::now().saturating_duration_since(deadline).as_nanos() as f64);
+            let deadline = Instant::now() + ahead;
+            std::thread::sleep(deadline - Instant::now());
+            floor.push(Instant::now().saturating_duration_since(deadline).as_nanos() as f64);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for h in hogs {
+            h.join().unwrap();
+        }
+        let load = if loaded { "loaded" } else { "idle" };
+        for (name, samples) in [("polyctx", &mut ours), ("thread::sleep", &mut floor)] {
+            samples.sort_by(f64::total_cmp);
+            let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+            emit(
+                "lateness",
+                &format!("rust deadline to code, {load}, p50"),
+                name,
+                "ns_per_op",
+                pick(0.5),
+            );
+            emit(
+                "lateness",
+                &format!("rust deadline to code, {load}, p99"),
+                name,
+                "ns_per_op",
+                pick(0.99),
+            );
+            emit(
+                "lateness",
+                &format!("rust deadline to code, {load}, max"),
+                name,
+                "ns_per_op",
+                pick(1.0),
+            );
+        }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
