@@ -14,7 +14,7 @@ BUILD := $(ROOT)/build
 
 # Filled in by the fragments.
 LINT_TARGETS := lint-rust
-TEST_TARGETS := test-rust test-miri test-conformance-go test-conformance-rust
+TEST_TARGETS := test-rust test-miri test-sanitizers-rust test-conformance-go test-conformance-rust
 STRESS_TARGETS := stress-rust stress-miri stress-fuzz
 DEMO_TARGETS := demo-rust
 BENCH_BUILD_TARGETS :=
@@ -90,6 +90,16 @@ miri-setup:
 test-miri: miri-setup
 	MIRIFLAGS="-Zmiri-ignore-leaks -Zmiri-many-seeds=0..4" \
 	  $(MIRI) test --locked -q -p polyctx --lib --test concurrency --test after_func
+
+# The core's tests under ThreadSanitizer and AddressSanitizer (with
+# LeakSanitizer): nightly, with the standard library rebuilt instrumented.
+# UBSan has no Rust flavour; Miri covers undefined behaviour instead.
+SANITIZED_TESTS := --lib --test concurrency --test after_func --test done_future --test beyond_go --test patterns --test wire_vectors
+SANITIZE = RUSTFLAGS="-Zsanitizer=$(1)" RUSTDOCFLAGS="-Zsanitizer=$(1)" CARGO_TARGET_DIR=$(ROOT)/target/$(1) \
+	$(CARGO) +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu --locked -q -p polyctx $(SANITIZED_TESTS)
+test-sanitizers-rust: miri-setup
+	TSAN_OPTIONS="halt_on_error=1" $(call SANITIZE,thread)
+	ASAN_OPTIONS="detect_leaks=1" LSAN_OPTIONS="suppressions=$(ROOT)/core/lsan.supp" $(call SANITIZE,address)
 
 # Longer: every core test file, more seeds, and Tree Borrows as well.
 stress-miri: miri-setup
