@@ -8,6 +8,10 @@ use super::*;
 use crate::{with_timeout, Context};
 
 const MS: u64 = 1_000_000;
+/// How much slower than planned a test may run before a time it reads is
+/// wrong: Miri's clock advances with the instructions it interprets (tens of
+/// milliseconds here), and loaded machines stall. Upper bounds stay exact.
+const SLACK: u64 = 250 * MS;
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn outbound(ctx: &Context, policy: &Policy, protocol: Protocol) -> Vec<(String, String)> {
@@ -44,7 +48,7 @@ fn budgets_shrink_by_the_time_each_hop_spends() {
     let sent = outbound(&hop1, &Policy::internal(), Protocol::Grpc);
     let grpc = get(&sent, "grpc-timeout").unwrap();
     let sent_ns = parse_grpc_timeout(grpc).unwrap().unwrap();
-    assert!(sent_ns <= 880 * MS && sent_ns > 870 * MS, "sent {grpc}");
+    assert!(sent_ns <= 880 * MS && sent_ns > 880 * MS - SLACK, "sent {grpc}");
     let (hop2, _c2) = extract_at(
         &Context::background(),
         &sent[..],
@@ -55,22 +59,22 @@ fn budgets_shrink_by_the_time_each_hop_spends() {
     .unwrap();
     let hop2_left = hop2.deadline_ns().unwrap() - now;
     assert!(
-        hop2_left <= 930 * MS && hop2_left > 920 * MS,
+        hop2_left <= 930 * MS && hop2_left > 930 * MS - SLACK,
         "hop 2 ends 50 ms after hop 1 would have"
     );
 
     // Hop 3, through Connect, keeps shrinking, and the trace stays one trace.
     let (hop2b, _c) = extract_at(
         &Context::background(),
-        &[("connect-timeout-ms", "300"), ("traceparent", TP)][..],
+        &[("connect-timeout-ms", "3000"), ("traceparent", TP)][..],
         &Policy::internal(),
         Protocol::Connect,
-        now,
+        clock::now_ns(),
     )
     .unwrap();
     let sent = outbound(&hop2b, &Policy::internal(), Protocol::Connect);
     let ms: u64 = get(&sent, "connect-timeout-ms").unwrap().parse().unwrap();
-    assert!(ms <= 300 && ms > 280);
+    assert!(ms <= 3000 && ms > 3000 - SLACK / MS);
     let hop3_trace = propagation(&hop2b).unwrap().trace.unwrap();
     assert_eq!(hop3_trace.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_ne!(
