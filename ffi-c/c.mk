@@ -13,6 +13,10 @@ BENCH_BUILD_TARGETS += bench-build-c
 
 .PHONY: install header-c c-stage test-c-unit test-c-valgrind test-c-asan test-c-install test-c-pipe
 
+$(C_WIRE_VECTORS): tests/wire/vectors.json ffi-c/tests/gen_wire_vectors.py
+	@mkdir -p $(C_BUILD)
+	$(PYTHON) ffi-c/tests/gen_wire_vectors.py tests/wire/vectors.json $@
+
 PREFIX ?= /usr/local
 C_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' $(ROOT)/Cargo.toml | head -1)
 C_SOMAJOR := 0
@@ -22,8 +26,10 @@ C_LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 C_BUILD := $(BUILD)/c
 C_STAGE := $(C_BUILD)/prefix
 C_WARN := -std=c11 -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes
-C_TESTS := test_api test_threads test_patterns
-C_TEST_CFLAGS := $(C_WARN) -g -O1 -I$(C_STAGE)/include -Iffi-c/tests -DCTX_TEST_VERSION='"$(C_VERSION)"'
+C_TESTS := test_api test_threads test_patterns test_wire
+C_TEST_CFLAGS := $(C_WARN) -g -O1 -I$(C_STAGE)/include -Iffi-c/tests -I$(C_BUILD) -DCTX_TEST_VERSION='"$(C_VERSION)"'
+# The shared header vectors, as C data for test_wire.c (generated, never committed).
+C_WIRE_VECTORS := $(C_BUILD)/wire_vectors.h
 C_LINK_STAGE := -L$(C_STAGE)/lib -Wl,-rpath,$(C_STAGE)/lib -lctx -pthread
 # Valgrind: leaks of kind definite/indirect fail the run. The process-wide
 # timer thread and a just-finished after-func thread can leave their thread
@@ -67,7 +73,7 @@ c-stage:
 
 test-c: test-c-unit test-c-valgrind test-c-asan test-c-install test-c-pipe
 
-test-c-unit: c-stage
+test-c-unit: c-stage $(C_WIRE_VECTORS)
 	$(CARGO) test --locked -q -p polyctx-ffi-c
 	@mkdir -p $(C_BUILD)
 	readelf -d $(C_STAGE)/lib/libctx.so | grep -q 'SONAME.*\[libctx.so.$(C_SOMAJOR)\]'
@@ -79,7 +85,7 @@ test-c-unit: c-stage
 test-c-valgrind: test-c-unit
 	for t in $(C_TESTS); do $(C_VALGRIND) $(C_BUILD)/$$t; done
 
-test-c-asan: c-stage
+test-c-asan: c-stage $(C_WIRE_VECTORS)
 	@mkdir -p $(C_BUILD)/asan
 	for t in $(C_TESTS); do \
 		$(CC) $(C_TEST_CFLAGS) $(C_SAN) ffi-c/tests/$$t.c -o $(C_BUILD)/asan/$$t $(C_LINK_STAGE); \
@@ -99,7 +105,8 @@ test-c-pipe:
 	done
 
 # The five-minute path of a C user: pkg-config against an installed prefix,
-# shared and static; and the README's example is examples/c/example.c.
+# shared and static; and the README's examples are examples/c/example.c and
+# examples/c/wire.c.
 test-c-install: c-stage
 	PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig $(CC) $(C_WARN) examples/c/example.c \
 		$$(PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig pkg-config --cflags --libs ctx) -o $(C_BUILD)/example
@@ -110,7 +117,10 @@ test-c-install: c-stage
 		-o $(C_BUILD)/example-static
 	! ldd $(C_BUILD)/example-static | grep -q libctx
 	$(C_BUILD)/example-static
-	$(PYTHON) ffi-c/tests/check_readme.py examples/c/example.c README.md
+	PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig $(CC) $(C_WARN) examples/c/wire.c \
+		$$(PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig pkg-config --cflags --libs ctx) -o $(C_BUILD)/wire-example
+	LD_LIBRARY_PATH=$(C_STAGE)/lib $(C_BUILD)/wire-example
+	$(PYTHON) ffi-c/tests/check_readme.py examples/c/example.c examples/c/wire.c README.md
 
 test-conformance-c: c-stage
 	@mkdir -p $(C_BUILD)

@@ -17,21 +17,24 @@
  * OWNERSHIP. A pointer a function gives you (by out-parameter or return
  * value) is yours: release it exactly once with the matching call
  * (ctx_release, ctx_cancel_release, ctx_key_release, ctx_fd_close,
- * ctx_after_func_release). Pointers you pass in are borrowed for the call;
- * the library keeps its own reference where it needs one. Every release
- * function ignores NULL. ctx_background() and ctx_todo() are immortal:
- * releasing them is optional and harmless. Releasing a context or a cancel
- * handle never cancels it: Go's `defer cancel()` is
- * ctx_cancel_and_release(ctx, cancel), which cancels, then releases both
- * (ctx_cancel_t says what each release leaves alive). Foreign data handed
- * over with a function to free it (ctx_with_value's dtor, ctx_after_func's
- * finalizer) is freed exactly once, by that function.
+ * ctx_after_func_release, ctx_wire_policy_release, ctx_baggage_release,
+ * ctx_tracestate_release, ctx_headers_release). Pointers you pass in are
+ * borrowed for the call; the library keeps its own reference where it
+ * needs one. Every release function ignores NULL. ctx_background() and
+ * ctx_todo() are immortal: releasing them is optional and harmless.
+ * Releasing a context or a cancel handle never cancels it: Go's `defer
+ * cancel()` is ctx_cancel_and_release(ctx, cancel), which cancels, then
+ * releases both (ctx_cancel_t says what each release leaves alive).
+ * Foreign data handed over with a function to free it (ctx_with_value's
+ * dtor, ctx_after_func's finalizer) is freed exactly once, by that
+ * function.
  *
  * THREADS. Every function may be called from any thread, concurrently on the
  * same handles, except releasing a handle while another thread still uses
- * that same reference. Callbacks (value destructors, ctx_after_func
- * functions) state on which thread they run; they may call back into the
- * library.
+ * that same reference, and changing a ctx_baggage_t or ctx_wire_policy_t
+ * while another thread uses it. Callbacks (value destructors,
+ * ctx_after_func functions, the ctx_wire_* carriers) state on which thread
+ * they run; they may call back into the library.
  *
  * TIME. Nanoseconds as int64_t on CLOCK_MONOTONIC, the clock ctx_now_ns()
  * reads. Timeouts of zero or less give a context that is already done;
@@ -45,12 +48,28 @@
  * whose number is never reused (ctx_strerror describes it). The errors a
  * context can have (ctx_err_t, from ctx_err) are numbered 100 and up, apart
  * from the status codes (CTX_ERR_NONE is 0), and ctx_err_string describes
- * them in Go's words. Out-parameters are written only on CTX_OK. A NULL
+ * them in Go's words. Out-parameters are written only on CTX_OK, except
+ * where a function says otherwise (functions that write text report the
+ * length needed; ctx_wire_extract names a malformed header). A NULL
  * required pointer gives CTX_EINVAL; functions that return something else
  * say what they return for NULL. A panic inside the library returns
  * CTX_EPANIC (or the documented fallback) and never unwinds into C. Passing
  * a pointer that is not a live handle of the right type is undefined
  * behaviour.
+ *
+ * ACROSS SERVICES. Deadlines travel between services as relative timeouts
+ * (grpc-timeout, connect-timeout-ms, request-timeout-ms) and are re-created
+ * on receipt from the moment the headers arrived, so each hop's budget
+ * shrinks by the time it spent; W3C traceparent, tracestate and baggage
+ * travel as values of the context. ctx_wire_extract* makes a request's
+ * context from inbound headers under a trust policy (ctx_wire_policy_t);
+ * ctx_wire_inject* writes what a context carries into an outbound call's
+ * headers, or fails locally when no time is left; ctx_cancel_reason and
+ * ctx_end_reason say why a request ended, mapped to gRPC, Connect and HTTP
+ * codes by ctx_end_reason_info. The codecs (ctx_grpc_timeout_*,
+ * ctx_timeout_ms_*, ctx_traceparent_*, ctx_tracestate_*, ctx_baggage_*)
+ * are the same rules, one value at a time. Headers are what a sender
+ * claims, never an identity or authorization input.
  *
  * ONE CORE PER PROCESS. Contexts cross between languages only within one
  * copy of the core. In a Python process, polyctx's extension module
@@ -75,6 +94,30 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/**
+ * The sampled trace flag: the caller may have recorded its span.
+ */
+#define CTX_TRACE_FLAG_SAMPLED 1
+
+/**
+ * Trace Context level 2's random trace flag: the trace id's right 7 bytes
+ * are random.
+ */
+#define CTX_TRACE_FLAG_RANDOM 2
+
+/**
+ * The length of a `traceparent` value polyctx writes (version 00), without
+ * the NUL: `char buf[CTX_TRACEPARENT_LEN + 1]` always suffices.
+ */
+#define CTX_TRACEPARENT_LEN 55
+
+/**
+ * The longest timeout value polyctx writes (`ctx_grpc_timeout_format`,
+ * `ctx_timeout_ms_format`), without the NUL: `char buf[CTX_TIMEOUT_MAX_LEN + 1]`
+ * always suffices.
+ */
+#define CTX_TIMEOUT_MAX_LEN 10
 
 /**
  * The result of a fallible call. `CTX_OK` is 0; every other value is an
@@ -105,7 +148,9 @@ typedef enum {
      */
     CTX_ETIMEDOUT = 3,
     /**
-     * A size is too large to be represented (`ctx_with_value_bytes`).
+     * A size is too large to be represented (`ctx_with_value_bytes`, the
+     * counts of the wire functions), or an index is past the end of a list
+     * (`ctx_tracestate_get`, `ctx_baggage_get`).
      */
     CTX_ERANGE = 4,
     /**
@@ -121,7 +166,8 @@ typedef enum {
     CTX_ESYS = 6,
     /**
      * `ctx_value`: no value is stored under the key in the context or its
-     * ancestors.
+     * ancestors. Likewise `ctx_wire_trace_context` and `ctx_wire_trace_link`
+     * (the context carries none) and the `ctx_baggage_*` lookups (no such key).
      */
     CTX_ENOTFOUND = 7,
     /**
@@ -129,9 +175,42 @@ typedef enum {
      */
     CTX_ENODEADLINE = 8,
     /**
-     * `ctx_cause`: the context is not done, so it has no cause yet.
+     * `ctx_cause`, `ctx_end_reason`: the context is not done, so it has no
+     * cause yet.
      */
     CTX_ENOTDONE = 9,
+    /**
+     * A header value (or a part of one given to a `ctx_baggage_*` or
+     * `ctx_wire_policy_*` setter) breaks its grammar: a malformed timeout
+     * (for `ctx_wire_extract*`, of the protocol's own timeout header, which
+     * the call names), a `tracestate` that must be dropped whole, a baggage
+     * key that is not an HTTP token, a trace context with an all-zero id.
+     */
+    CTX_EMALFORMED = 10,
+    /**
+     * The buffer is too small for the value, which is never truncated: the
+     * buffer holds the empty string (if `buf_len > 0`) and `*len` the
+     * value's length, so a buffer of `*len + 1` bytes will do.
+     */
+    CTX_ENOBUFS = 11,
+    /**
+     * Nothing there: a parsed header is absent or empty (an invalid or
+     * conflicting `traceparent` counts as absent, as W3C says), or a format
+     * call has nothing to send (no time left, no members). Leave the header
+     * out.
+     */
+    CTX_EABSENT = 12,
+    /**
+     * `ctx_wire_inject*`: the context is canceled, so the call would fail
+     * anyway; nothing was written. Fail the call locally.
+     */
+    CTX_ECANCELED = 13,
+    /**
+     * `ctx_wire_inject*`: the context has no time left (its deadline has
+     * passed, even if the timer has not fired yet); nothing was written.
+     * Fail the call locally with a deadline error.
+     */
+    CTX_EDEADLINE = 14,
 } ctx_status_t;
 
 /**
@@ -177,6 +256,83 @@ typedef enum {
 } ctx_value_kind_t;
 
 /**
+ * Why a request's context ended, the same in every language, each mapped
+ * once to a gRPC code, a Connect code and an HTTP status
+ * (`ctx_end_reason_info`). Passed as an `int`; other numbers give
+ * `CTX_EINVAL`.
+ */
+typedef enum {
+    /**
+     * Canceled by its own code (Go's `Canceled`): gRPC 1, "canceled", 499.
+     */
+    CTX_END_CANCELED = 1,
+    /**
+     * The budget ran out (Go's `DeadlineExceeded`): gRPC 4,
+     * "deadline_exceeded", 504.
+     */
+    CTX_END_DEADLINE_EXCEEDED = 2,
+    /**
+     * The client went away before the response was complete: gRPC 1,
+     * "canceled", 499.
+     */
+    CTX_END_CLIENT_DISCONNECTED = 3,
+    /**
+     * The peer canceled the call (a gRPC `RST_STREAM` with `CANCEL`, say):
+     * gRPC 1, "canceled", 499.
+     */
+    CTX_END_PEER_CANCELED = 4,
+    /**
+     * The server is shutting down: gRPC 14, "unavailable", 503.
+     */
+    CTX_END_SERVER_SHUTDOWN = 5,
+    /**
+     * The response is complete; nothing more will be done for it: gRPC 1,
+     * "canceled", 499.
+     */
+    CTX_END_REQUEST_FINISHED = 6,
+} ctx_end_reason_t;
+
+/**
+ * Which protocol a request speaks: decides the timeout header polyctx
+ * sends, and which inbound timeout header is the protocol's own (a
+ * malformed one of those is an error; the others are only hints). Passed
+ * as an `int`, so that any number is safe: others give `CTX_EINVAL`.
+ */
+typedef enum {
+    /**
+     * gRPC over HTTP/2: `grpc-timeout`. A malformed one is `INTERNAL`.
+     */
+    CTX_PROTOCOL_GRPC = 1,
+    /**
+     * Connect: `connect-timeout-ms`. A malformed one is `invalid_argument`.
+     */
+    CTX_PROTOCOL_CONNECT = 2,
+    /**
+     * Plain HTTP: `request-timeout-ms`. A malformed one is a 400.
+     */
+    CTX_PROTOCOL_HTTP = 3,
+} ctx_wire_protocol_t;
+
+/**
+ * The two starting points of a `ctx_wire_policy_t`. Passed as an `int`;
+ * other numbers give `CTX_EINVAL`.
+ */
+typedef enum {
+    /**
+     * Peers inside the same system: budgets, traces and baggage flow as
+     * sent; no maximum, no default timeout.
+     */
+    CTX_TRUST_INTERNAL = 1,
+    /**
+     * Anyone (the safe default for a listener): inbound budgets clamped to
+     * 300 s, 30 s when none is sent; the trace restarts, keeping the
+     * caller's as a link (`ctx_wire_trace_link`); inbound baggage dropped
+     * but for an allow-list; nothing but the budget and `traceparent` sent.
+     */
+    CTX_TRUST_EXTERNAL = 2,
+} ctx_wire_trust_t;
+
+/**
  * A function scheduled by `ctx_after_func` to run when a context is done.
  *
  * Ownership: release exactly once with `ctx_after_func_release`, which does
@@ -184,6 +340,20 @@ typedef enum {
  * Threads: `ctx_after_func_stop` from any thread, any number of times.
  */
 typedef struct ctx_after_func_t ctx_after_func_t;
+
+/**
+ * W3C baggage: a list of members, each a key (an HTTP token), a value (any
+ * text; stored decoded, sent percent-encoded) and properties, in the order
+ * they were first seen. Made by `ctx_baggage_new`, `ctx_baggage_parse` or
+ * `ctx_wire_baggage`.
+ *
+ * Ownership: release exactly once with `ctx_baggage_release`. Strings it
+ * hands out are borrowed from it: valid until it is changed or released.
+ * Threads: like a plain C struct: reads from any number of threads at once,
+ * a change (`ctx_baggage_set`, `_add_property`, `_remove`) from one thread
+ * with no reader meanwhile.
+ */
+typedef struct ctx_baggage_t ctx_baggage_t;
 
 /**
  * The capability to cancel one context (Go's `CancelFunc` or
@@ -224,6 +394,15 @@ typedef struct ctx_cancel_t ctx_cancel_t;
 typedef struct ctx_fd_t ctx_fd_t;
 
 /**
+ * The headers `ctx_wire_inject` wrote: a `ctx_header_t` array that
+ * `ctx_headers_items` returns.
+ *
+ * Ownership: release exactly once with `ctx_headers_release`, which frees
+ * the array and its strings. Threads: any, at once.
+ */
+typedef struct ctx_headers_t ctx_headers_t;
+
+/**
  * A key for values stored in contexts, unique by identity: two keys never
  * match each other, even with the same name (Go's unexported key type).
  *
@@ -253,6 +432,121 @@ typedef struct ctx_key_t ctx_key_t;
  * A `ctx_t *` cannot cancel its context; only its `ctx_cancel_t *` can.
  */
 typedef struct ctx_t ctx_t;
+
+/**
+ * A W3C `tracestate`: vendor key/value members, in order. Made by
+ * `ctx_tracestate_parse` or `ctx_wire_tracestate`; read-only.
+ *
+ * Ownership: release exactly once with `ctx_tracestate_release`; the
+ * strings it hands out are valid until then. Threads: any, at once.
+ */
+typedef struct ctx_tracestate_t ctx_tracestate_t;
+
+/**
+ * A trust policy for `ctx_wire_extract*` and `ctx_wire_inject*`: how much
+ * a listener trusts its callers, or a client its destination. Made by
+ * `ctx_wire_policy_new` from one of the two starting points
+ * (`CTX_TRUST_INTERNAL`, `CTX_TRUST_EXTERNAL`), then adjusted with the
+ * `ctx_wire_policy_set_*` calls.
+ *
+ * Ownership: release exactly once with `ctx_wire_policy_release`; the
+ * contexts made with it keep nothing of it. Threads: configure it first,
+ * then share it: any number of threads may pass it to `ctx_wire_extract*`
+ * and `ctx_wire_inject*` at once, but no setter may run meanwhile.
+ */
+typedef struct ctx_wire_policy_t ctx_wire_policy_t;
+
+/**
+ * Where a `ctx_wire_get_fn` callback puts the values of the header asked
+ * for, with `ctx_wire_values_add`. Borrowed: valid only during that call of
+ * the callback, on its thread.
+ */
+typedef struct ctx_wire_values_t ctx_wire_values_t;
+
+/**
+ * One hop of a distributed trace (W3C Trace Context), as plain bytes: the
+ * trace it belongs to, the span that is the parent of the next hop's work,
+ * and the trace flags (`CTX_TRACE_FLAG_*`; others are kept but never sent).
+ * Neither id may be all zero: calls given such a one return
+ * `CTX_EMALFORMED`. A value type: copy it freely.
+ */
+typedef struct {
+    /**
+     * 16 bytes, never all zero.
+     */
+    uint8_t trace_id[16];
+    /**
+     * 8 bytes, never all zero.
+     */
+    uint8_t span_id[8];
+    /**
+     * `CTX_TRACE_FLAG_SAMPLED`, `CTX_TRACE_FLAG_RANDOM`, or others received.
+     */
+    uint8_t flags;
+} ctx_trace_context_t;
+
+/**
+ * One header: a name (compared case-insensitively) and a value, both
+ * NUL-terminated. `ctx_wire_extract` reads an array of them;
+ * `ctx_headers_items` returns one.
+ */
+typedef struct {
+    /**
+     * The field name, such as "grpc-timeout".
+     */
+    const char *name;
+    /**
+     * One field value, as received or to send.
+     */
+    const char *value;
+} ctx_header_t;
+
+/**
+ * The extract callback: put every value of the header `name` (lowercase,
+ * NUL-terminated; compare it case-insensitively with yours) into `values`,
+ * in the order received, with `ctx_wire_values_add`; add nothing if there
+ * is none. Called on the thread calling `ctx_wire_extract_cb*`, before it
+ * returns, once for each header polyctx reads. It may call ctx_ functions
+ * but must not keep `values` or `name`.
+ */
+typedef void (*ctx_wire_get_fn)(void *userdata, const char *name, ctx_wire_values_t *values);
+
+/**
+ * The inject callback: set the header `name` (lowercase) to `value`,
+ * replacing any value it had; both are NUL-terminated and valid only during
+ * the call (copy them). Called on the thread calling `ctx_wire_inject_cb`,
+ * before it returns. If it cannot store the header, it should note that in
+ * `userdata` and the request not be sent. It may call ctx_ functions.
+ */
+typedef void (*ctx_wire_set_fn)(void *userdata, const char *name, const char *value);
+
+/**
+ * An end reason's names and codes, from the one table every language uses.
+ * The strings are static: never free them.
+ */
+typedef struct {
+    /**
+     * A stable lowercase name, the same in every language ("client_disconnected").
+     */
+    const char *name;
+    /**
+     * The cause's text, as `ctx_cause` reports it ("client disconnected").
+     */
+    const char *message;
+    /**
+     * The gRPC status code (`CANCELLED` 1, `DEADLINE_EXCEEDED` 4, `UNAVAILABLE` 14).
+     */
+    uint32_t grpc_code;
+    /**
+     * The Connect error code ("canceled", "deadline_exceeded", "unavailable").
+     */
+    const char *connect_code;
+    /**
+     * The HTTP status: 504 for a spent budget, 503 for shutdown, and the
+     * de facto 499 ("client closed request") for the rest.
+     */
+    uint16_t http_status;
+} ctx_end_reason_info_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -732,6 +1026,556 @@ ctx_status_t ctx_after_func_stop(ctx_after_func_t *after, bool *stopped);
  * Releasing twice is undefined behaviour. Threads: any, once.
  */
 void ctx_after_func_release(ctx_after_func_t *after);
+
+/**
+ * Parses a `grpc-timeout` value (gRPC's PROTOCOL-HTTP2.md: 1 to 8 ASCII
+ * digits and a unit, `H M S m u n`) into `*ns_out` nanoseconds. Strict:
+ * spaces and tabs around it are trimmed; anything else off the grammar
+ * (signs, inner spaces, a ninth digit, `1s`, two values joined by a comma)
+ * is malformed. `0n` is a budget already spent (0); values saturate at
+ * `INT64_MAX`.
+ *
+ * Returns `CTX_OK`, `CTX_EABSENT` (empty or blank: no timeout was sent) or
+ * `CTX_EMALFORMED`, writing `*ns_out` only on `CTX_OK`. Errors:
+ * `CTX_EINVAL` if a pointer is NULL. Threads: any.
+ */
+ctx_status_t ctx_grpc_timeout_parse(const char *value, int64_t *ns_out);
+
+/**
+ * Parses a `connect-timeout-ms` or `request-timeout-ms` value (1 to 10
+ * ASCII digits of milliseconds) into `*ns_out` nanoseconds, with the rules
+ * and results of `ctx_grpc_timeout_parse`.
+ */
+ctx_status_t ctx_timeout_ms_parse(const char *value, int64_t *ns_out);
+
+/**
+ * Formats a remaining budget of `remaining_ns` nanoseconds as a
+ * `grpc-timeout` value: the finest unit whose count, rounded up, fits in 8
+ * digits (a budget is never sent shorter than it is), capped at 2,147,483
+ * seconds (what a grpc-js server can represent).
+ *
+ * Writes the value whole or not at all: with its NUL into `buf` if it fits
+ * in `buf_len` bytes, and its length into `*len` (unless `len` is NULL), so
+ * a first call with `buf_len` 0 gives the size to allocate; at most
+ * `CTX_TIMEOUT_MAX_LEN` bytes. `buf` may be NULL only when `buf_len` is 0.
+ *
+ * Returns `CTX_OK`; `CTX_EABSENT` when `remaining_ns <= 0` (nothing to
+ * send: the call should fail locally); `CTX_ENOBUFS` if it does not fit
+ * (`buf` then holds "", `*len` the length needed). Errors: `CTX_EINVAL` if
+ * `buf` is NULL with `buf_len > 0`. Threads: any.
+ */
+ctx_status_t ctx_grpc_timeout_format(int64_t remaining_ns, char *buf, size_t buf_len, size_t *len);
+
+/**
+ * Formats a remaining budget as a `connect-timeout-ms` or
+ * `request-timeout-ms` value: whole milliseconds, rounded up (so anything
+ * under a millisecond is "1"), capped as `ctx_grpc_timeout_format` caps.
+ * Writes and returns as `ctx_grpc_timeout_format` does.
+ */
+ctx_status_t ctx_timeout_ms_format(int64_t remaining_ns, char *buf, size_t buf_len, size_t *len);
+
+/**
+ * Parses the `traceparent` field values received (`n_values` C strings,
+ * in order; `values` may be NULL when `n_values` is 0) into `*out`.
+ *
+ * Returns `CTX_OK`, or `CTX_EABSENT` (writing nothing) when there is no
+ * usable one: absent, empty, invalid (uppercase hex, version ff, an
+ * all-zero id, version 00 with extra fields...), or several differing
+ * values. W3C treats all of these alike: start a new trace, ignore
+ * `tracestate`. Errors: `CTX_EINVAL` if `out` or one of the strings is
+ * NULL; `CTX_ERANGE` for an impossible `n_values`. Threads: any.
+ */
+ctx_status_t ctx_traceparent_parse(const char *const *values,
+                                   size_t n_values,
+                                   ctx_trace_context_t *out);
+
+/**
+ * Formats `*tc` as a `traceparent` value: version 00, lowercase hex, the
+ * flags masked to the two version 00 defines; always `CTX_TRACEPARENT_LEN`
+ * bytes. Writes and returns as `ctx_grpc_timeout_format` does (never
+ * `CTX_EABSENT`). Errors: `CTX_EMALFORMED` (writing nothing) if an id is
+ * all zero; `CTX_EINVAL` if `tc` is NULL, or `buf` is NULL with
+ * `buf_len > 0`. Threads: any.
+ */
+ctx_status_t ctx_traceparent_format(const ctx_trace_context_t *tc,
+                                    char *buf,
+                                    size_t buf_len,
+                                    size_t *len);
+
+/**
+ * Starts a new trace: random ids (from the kernel, so a forked child never
+ * repeats its parent's), flags sampled and random. Errors: `CTX_EINVAL`
+ * if `out` is NULL. Threads: any.
+ */
+ctx_status_t ctx_trace_context_new_root(ctx_trace_context_t *out);
+
+/**
+ * The next hop of `*tc`'s trace: the same trace id and flags, a new random
+ * span id. `out` may equal `tc`. Errors: `CTX_EMALFORMED` if an id of `*tc`
+ * is all zero; `CTX_EINVAL` if a pointer is NULL. Threads: any.
+ */
+ctx_status_t ctx_trace_context_child(const ctx_trace_context_t *tc, ctx_trace_context_t *out);
+
+/**
+ * Parses the `tracestate` field values (combined in order; `values` may be
+ * NULL when `n_values` is 0) into a new list at `*out`: empty when the
+ * header is absent or blank.
+ *
+ * Returns `CTX_OK`, or `CTX_EMALFORMED` (writing nothing) when the header
+ * must be dropped whole, as W3C requires: more than 32 members, any
+ * invalid member, a repeated key, or longer than polyctx reads. Only use a
+ * `tracestate` that came with a valid `traceparent`. Errors: `CTX_EINVAL`
+ * if `out` or one of the strings is NULL; `CTX_ERANGE` for an impossible
+ * `n_values`. On `CTX_OK`, release `*out` with `ctx_tracestate_release`.
+ * Threads: any.
+ */
+ctx_status_t ctx_tracestate_parse(const char *const *values,
+                                  size_t n_values,
+                                  ctx_tracestate_t **out);
+
+/**
+ * The number of members; 0 if `ts` is NULL. Threads: any.
+ */
+size_t ctx_tracestate_len(const ctx_tracestate_t *ts);
+
+/**
+ * Member `index` (0 first): its key into `*key` and value into `*value`,
+ * NUL-terminated strings borrowed from `ts` (valid until it is released);
+ * either out-pointer may be NULL. Errors: `CTX_ERANGE` if `index` is not
+ * below `ctx_tracestate_len(ts)`; `CTX_EINVAL` if `ts` is NULL.
+ * Threads: any.
+ */
+ctx_status_t ctx_tracestate_get(const ctx_tracestate_t *ts,
+                                size_t index,
+                                const char **key,
+                                const char **value);
+
+/**
+ * Formats `ts` as a `tracestate` value, members in order. Writes and
+ * returns as `ctx_grpc_timeout_format` does: `CTX_EABSENT` when it has no
+ * members (send no `tracestate`). Errors: `CTX_EINVAL` if `ts` is NULL, or
+ * `buf` is NULL with `buf_len > 0`. Threads: any.
+ */
+ctx_status_t ctx_tracestate_format(const ctx_tracestate_t *ts,
+                                   char *buf,
+                                   size_t buf_len,
+                                   size_t *len);
+
+/**
+ * Frees `ts` and its strings. NULL is ignored; releasing twice is
+ * undefined behaviour. Threads: any, once no other thread uses `ts`.
+ */
+void ctx_tracestate_release(ctx_tracestate_t *ts);
+
+/**
+ * A new, empty baggage list at `*out`, to fill with `ctx_baggage_set` and
+ * send with `ctx_wire_with_baggage` or `ctx_baggage_format`. Release it with
+ * `ctx_baggage_release`. Errors: `CTX_EINVAL` if `out` is NULL. Threads: any.
+ */
+ctx_status_t ctx_baggage_new(ctx_baggage_t **out);
+
+/**
+ * Parses the `baggage` field values (combined in order; `values` may be
+ * NULL when `n_values` is 0) into a new list at `*out`. Never fails on
+ * content: a header over 8,192 bytes is dropped whole (an empty list),
+ * members past the 64th are dropped, an invalid member is dropped alone, a
+ * repeated key keeps its last value in its first place, values are
+ * percent-decoded (bytes that are not UTF-8 become U+FFFD; `%00` gives a
+ * NUL, hence the lengths `ctx_baggage_get` reports).
+ *
+ * Errors: `CTX_EINVAL` if `out` or one of the strings is NULL; `CTX_ERANGE`
+ * for an impossible `n_values`. On `CTX_OK`, release `*out` with
+ * `ctx_baggage_release`. Threads: any.
+ */
+ctx_status_t ctx_baggage_parse(const char *const *values, size_t n_values, ctx_baggage_t **out);
+
+/**
+ * The number of members; 0 if `b` is NULL. Threads: as `ctx_baggage_t` says.
+ */
+size_t ctx_baggage_len(const ctx_baggage_t *b);
+
+/**
+ * Member `index` (0 first): `*key`, `*value` (NUL-terminated, borrowed
+ * from `b` until it is changed or released), `*value_len` (the value's
+ * bytes, which may include a NUL from `%00`) and `*n_properties`. Any
+ * out-pointer may be NULL. Errors: `CTX_ERANGE` if `index` is not below
+ * `ctx_baggage_len(b)`; `CTX_EINVAL` if `b` is NULL. Threads: as
+ * `ctx_baggage_t` says.
+ */
+ctx_status_t ctx_baggage_get(const ctx_baggage_t *b,
+                             size_t index,
+                             const char **key,
+                             const char **value,
+                             size_t *value_len,
+                             size_t *n_properties);
+
+/**
+ * Property `prop` of member `index` (`;key` or `;key=value`): `*key`, and
+ * `*value` and `*value_len`, or NULL and 0 for a property without a value;
+ * borrowed as in `ctx_baggage_get`; any out-pointer may be NULL. Errors:
+ * `CTX_ERANGE` if either index is out of range; `CTX_EINVAL` if `b` is
+ * NULL. Threads: as `ctx_baggage_t` says.
+ */
+ctx_status_t ctx_baggage_property(const ctx_baggage_t *b,
+                                  size_t index,
+                                  size_t prop,
+                                  const char **key,
+                                  const char **value,
+                                  size_t *value_len);
+
+/**
+ * The value of the member `key` (compared exactly: baggage keys are case
+ * sensitive) into `*value` and `*value_len`, borrowed as in
+ * `ctx_baggage_get`; either may be NULL. Returns `CTX_OK` or
+ * `CTX_ENOTFOUND`. Errors: `CTX_EINVAL` if `b` or `key` is NULL.
+ * Threads: as `ctx_baggage_t` says.
+ */
+ctx_status_t ctx_baggage_find(const ctx_baggage_t *b,
+                              const char *key,
+                              const char **value,
+                              size_t *value_len);
+
+/**
+ * Sets the member `key` to `value` (both copied; `value` is any text, sent
+ * percent-encoded), without properties: in its place if `b` has it, else
+ * last. Invalidates strings borrowed from `b`. Limits apply when sending:
+ * members past the 64th or the 8,192nd byte are left out then.
+ *
+ * Errors: `CTX_EMALFORMED` (changing nothing) if `key` is not an HTTP token
+ * (letters, digits and ``!#$%&'*+-.^_`|~``, at least one); `CTX_EINVAL` if
+ * a pointer is NULL. Threads: as `ctx_baggage_t` says.
+ */
+ctx_status_t ctx_baggage_set(ctx_baggage_t *b, const char *key, const char *value);
+
+/**
+ * Adds a property to the member `key`: `;prop_key=prop_value`, or
+ * `;prop_key` when `prop_value` is NULL (both copied). Invalidates strings
+ * borrowed from `b`. Returns `CTX_OK` or `CTX_ENOTFOUND` (no member `key`).
+ * Errors: `CTX_EMALFORMED` if `prop_key` is not an HTTP token; `CTX_EINVAL`
+ * if `b`, `key` or `prop_key` is NULL. Threads: as `ctx_baggage_t` says.
+ */
+ctx_status_t ctx_baggage_add_property(ctx_baggage_t *b,
+                                      const char *key,
+                                      const char *prop_key,
+                                      const char *prop_value);
+
+/**
+ * Removes the member `key`. Invalidates strings borrowed from `b`. Returns
+ * `CTX_OK` or `CTX_ENOTFOUND`. Errors: `CTX_EINVAL` if a pointer is NULL.
+ * Threads: as `ctx_baggage_t` says.
+ */
+ctx_status_t ctx_baggage_remove(ctx_baggage_t *b, const char *key);
+
+/**
+ * Formats `b` as a `baggage` value: values percent-encoded, at most 64
+ * members and 8,192 bytes (members that would go past either are left
+ * out). Writes and returns as `ctx_grpc_timeout_format` does:
+ * `CTX_EABSENT` when there is nothing to send. Errors: `CTX_EINVAL` if `b`
+ * is NULL, or `buf` is NULL with `buf_len > 0`. Threads: as
+ * `ctx_baggage_t` says.
+ */
+ctx_status_t ctx_baggage_format(const ctx_baggage_t *b, char *buf, size_t buf_len, size_t *len);
+
+/**
+ * Frees `b` and its strings. NULL is ignored; releasing twice is undefined
+ * behaviour. Threads: any, once no other thread uses `b`.
+ */
+void ctx_baggage_release(ctx_baggage_t *b);
+
+/**
+ * Makes a policy at `*out` from one of the two starting points (a
+ * `ctx_wire_trust_t`): `CTX_TRUST_INTERNAL` (no maximum, no default
+ * timeout) or `CTX_TRUST_EXTERNAL` (maximum 300 s, default 30 s, no inbound
+ * baggage); both propagate trace context. Adjust it with the
+ * `ctx_wire_policy_*` setters before sharing it.
+ *
+ * Inbound headers are never an identity or authorization input: a header
+ * says what its sender claims, nothing more. An external policy bounds what
+ * an untrusted caller can make a service do; use it for every listener
+ * that strangers reach.
+ *
+ * On `CTX_OK`, release `*out` with `ctx_wire_policy_release`. Errors:
+ * `CTX_EINVAL` if `out` is NULL or `trust` is not a `ctx_wire_trust_t`.
+ * Threads: any.
+ */
+ctx_status_t ctx_wire_policy_new(int trust, ctx_wire_policy_t **out);
+
+/**
+ * Inbound budgets longer than `max_ns` nanoseconds are cut to it; a
+ * negative `max_ns` removes the maximum (0 makes every request arrive
+ * already expired). Errors: `CTX_EINVAL` if `policy` is NULL. Threads: no
+ * other use of `policy` meanwhile.
+ */
+ctx_status_t ctx_wire_policy_set_max_timeout(ctx_wire_policy_t *policy, int64_t max_ns);
+
+/**
+ * The budget of a request that sent none, in nanoseconds (the maximum
+ * still applies); negative: none, so such a request has only its parent's
+ * deadline. Errors and threads as `ctx_wire_policy_set_max_timeout`.
+ */
+ctx_status_t ctx_wire_policy_set_default_timeout(ctx_wire_policy_t *policy, int64_t default_ns);
+
+/**
+ * Adds `key` (copied; compared exactly) to the inbound baggage keys an
+ * external policy keeps; internal policies keep all. Errors:
+ * `CTX_EMALFORMED` if `key` is not an HTTP token (no baggage key could
+ * match it); `CTX_EINVAL` if a pointer is NULL. Threads: no other use of
+ * `policy` meanwhile.
+ */
+ctx_status_t ctx_wire_policy_allow_baggage(ctx_wire_policy_t *policy, const char *key);
+
+/**
+ * Whether extract and inject read and write `traceparent`, `tracestate`
+ * and `baggage` at all (on by default). Turn it off where OpenTelemetry
+ * owns those headers: two writers of `traceparent` break traces. Budgets
+ * flow either way. Errors and threads as `ctx_wire_policy_set_max_timeout`.
+ */
+ctx_status_t ctx_wire_policy_set_propagate_trace(ctx_wire_policy_t *policy, bool on);
+
+/**
+ * Frees `policy`. NULL is ignored; releasing twice is undefined behaviour.
+ * Threads: any, once no other thread uses it.
+ */
+void ctx_wire_policy_release(ctx_wire_policy_t *policy);
+
+/**
+ * Adds one value (the `len` bytes at `value`, copied; invalid UTF-8 becomes
+ * U+FFFD, which no header grammar allows) to the header a `ctx_wire_get_fn`
+ * was asked for. `value` need not be NUL-terminated, and may be NULL only
+ * when `len` is 0. Call it once per field line, in the order received.
+ *
+ * Errors: `CTX_EINVAL` if `values` is NULL, or `value` is NULL with
+ * `len > 0`; `CTX_ERANGE` if `len` exceeds `PTRDIFF_MAX`. Threads: only
+ * inside the callback, on its thread.
+ */
+ctx_status_t ctx_wire_values_add(ctx_wire_values_t *values, const char *value, size_t len);
+
+/**
+ * The request context for inbound headers: a child of `parent` (a
+ * connection's or server's context, or `ctx_background()`) that is done
+ * when `parent` is, when its cancel handle is used, or when the budget the
+ * caller sent runs out, counted from now. Use `ctx_wire_extract_at` to
+ * count from the moment the headers arrived, so that the time this hop
+ * spent before the call comes off the budget too.
+ *
+ * `headers` is an array of `n_headers` name/value pairs (names compared
+ * case-insensitively; the values of a name repeated are combined in
+ * order); it may be NULL when `n_headers` is 0. What `policy` and the
+ * `protocol` (a `ctx_wire_protocol_t`) decide:
+ * - The budget: the shortest valid one of `grpc-timeout`,
+ *   `connect-timeout-ms` and `request-timeout-ms`, else the policy's
+ *   default; cut to the policy's maximum; it only ever shortens `parent`'s.
+ *   0 (`0n`) gives a context already done with `CTX_ERR_DEADLINE_EXCEEDED`.
+ * - A malformed timeout header of the protocol's own is an error (answer
+ *   gRPC `INTERNAL`, Connect `invalid_argument`, HTTP 400); one of another
+ *   protocol is ignored.
+ * - Unless the policy turned trace propagation off: `traceparent`,
+ *   `tracestate` and `baggage`, read with `ctx_wire_trace_context`,
+ *   `ctx_wire_tracestate` and `ctx_wire_baggage`. An internal policy keeps
+ *   the caller's trace (this hop gets a new span id); an external one
+ *   starts a new trace, keeping the caller's as `ctx_wire_trace_link`, and
+ *   only the allowed baggage.
+ *
+ * Headers are claims of the sender, never identity or authorization.
+ *
+ * On `CTX_OK`, `*ctx_out` and `*cancel_out` each own one reference, as
+ * from `ctx_with_cancel_cause`: release them with
+ * `ctx_cancel_and_release` when the request is over. The cancel handle
+ * takes a reason (`ctx_cancel_reason`) or a cause.
+ *
+ * Returns `CTX_EMALFORMED` (writing neither) for a malformed timeout
+ * header of the protocol's own, and then sets `*bad_header` (unless it is
+ * NULL) to its name, a static lowercase string. Errors: `CTX_EINVAL` if
+ * `parent`, `policy`, `ctx_out`, `cancel_out` or a name or value is NULL,
+ * or `protocol` is not a `ctx_wire_protocol_t`; `CTX_ERANGE` for an
+ * impossible `n_headers`. Threads: any.
+ */
+ctx_status_t ctx_wire_extract(const ctx_t *parent,
+                              const ctx_header_t *headers,
+                              size_t n_headers,
+                              const ctx_wire_policy_t *policy,
+                              int protocol,
+                              ctx_t **ctx_out,
+                              ctx_cancel_t **cancel_out,
+                              const char **bad_header);
+
+/**
+ * `ctx_wire_extract`, with the budget counted from `arrived_ns`, the
+ * `ctx_now_ns()` time the headers arrived (read it as the request comes
+ * in): a caller that sent 1000 ms, extracted 120 ms after arrival, leaves
+ * 880 ms. Negative times count as 0 (long past).
+ */
+ctx_status_t ctx_wire_extract_at(const ctx_t *parent,
+                                 const ctx_header_t *headers,
+                                 size_t n_headers,
+                                 const ctx_wire_policy_t *policy,
+                                 int protocol,
+                                 int64_t arrived_ns,
+                                 ctx_t **ctx_out,
+                                 ctx_cancel_t **cancel_out,
+                                 const char **bad_header);
+
+/**
+ * `ctx_wire_extract` over a callback carrier: polyctx asks `get` for each
+ * header it reads (see `ctx_wire_get_fn`), passing `userdata` through, so
+ * that headers stay in your own structure (an HTTP parser's, a gRPC
+ * library's metadata). Errors: `CTX_EINVAL` also if `get` is NULL;
+ * `userdata` may be anything.
+ */
+ctx_status_t ctx_wire_extract_cb(const ctx_t *parent,
+                                 ctx_wire_get_fn get,
+                                 void *userdata,
+                                 const ctx_wire_policy_t *policy,
+                                 int protocol,
+                                 ctx_t **ctx_out,
+                                 ctx_cancel_t **cancel_out,
+                                 const char **bad_header);
+
+/**
+ * `ctx_wire_extract_cb` with the budget counted from `arrived_ns`, as
+ * `ctx_wire_extract_at` counts it.
+ */
+ctx_status_t ctx_wire_extract_cb_at(const ctx_t *parent,
+                                    ctx_wire_get_fn get,
+                                    void *userdata,
+                                    const ctx_wire_policy_t *policy,
+                                    int protocol,
+                                    int64_t arrived_ns,
+                                    ctx_t **ctx_out,
+                                    ctx_cancel_t **cancel_out,
+                                    const char **bad_header);
+
+/**
+ * Writes what `ctx` carries into the headers of an outbound call to a
+ * destination trusted as `policy` says, into a new list at `*out`: the
+ * remaining budget in the `protocol`'s timeout header (rounded up, capped
+ * at 2,147,483 s; none if `ctx` has no deadline), and unless the policy
+ * turned trace propagation off, `traceparent` (and, for internal
+ * destinations only, `tracestate` and `baggage`). Read the list with
+ * `ctx_headers_items`; release it with `ctx_headers_release`.
+ *
+ * Fails locally, writing nothing, when the call would fail anyway:
+ * `CTX_EDEADLINE` when no time is left (even if the deadline's timer has
+ * not fired yet), `CTX_ECANCELED` when `ctx` is canceled. Answer those as
+ * the call's own failure (deadline exceeded, canceled); send nothing.
+ *
+ * Errors: `CTX_EINVAL` if a pointer is NULL or `protocol` is not a
+ * `ctx_wire_protocol_t`. Threads: any.
+ */
+ctx_status_t ctx_wire_inject(const ctx_t *ctx,
+                             const ctx_wire_policy_t *policy,
+                             int protocol,
+                             ctx_headers_t **out);
+
+/**
+ * `ctx_wire_inject` over a callback carrier: each header is given to `set`
+ * (see `ctx_wire_set_fn`) with `userdata`, straight into your own
+ * structure. On `CTX_EDEADLINE` and `CTX_ECANCELED`, `set` was not called.
+ * Errors: `CTX_EINVAL` also if `set` is NULL.
+ */
+ctx_status_t ctx_wire_inject_cb(const ctx_t *ctx,
+                                const ctx_wire_policy_t *policy,
+                                int protocol,
+                                ctx_wire_set_fn set,
+                                void *userdata);
+
+/**
+ * The headers of `headers` as an array of `*n` (unless `n` is NULL)
+ * name/value pairs, followed by one whose `name` is NULL; both strings
+ * NUL-terminated. Borrowed from `headers`: valid until it is released.
+ * Returns NULL if `headers` is NULL. Threads: any.
+ */
+const ctx_header_t *ctx_headers_items(const ctx_headers_t *headers, size_t *n);
+
+/**
+ * Frees `headers` and its strings. NULL is ignored; releasing twice is
+ * undefined behaviour. Threads: any, once no other thread uses it.
+ */
+void ctx_headers_release(ctx_headers_t *headers);
+
+/**
+ * The trace context `ctx` carries (from `ctx_wire_extract*` or
+ * `ctx_wire_with_trace_context`): this hop's span, the parent of the work
+ * it sends on. Returns `CTX_OK`, or `CTX_ENOTFOUND` (writing nothing) if it
+ * carries none. Errors: `CTX_EINVAL` if a pointer is NULL. Threads: any.
+ */
+ctx_status_t ctx_wire_trace_context(const ctx_t *ctx, ctx_trace_context_t *out);
+
+/**
+ * The caller's trace context when an external policy restarted the trace
+ * on extract (record it as a span link). Returns and errors as
+ * `ctx_wire_trace_context`.
+ */
+ctx_status_t ctx_wire_trace_link(const ctx_t *ctx, ctx_trace_context_t *out);
+
+/**
+ * The `tracestate` `ctx` carries, as a new list at `*out` (empty if none).
+ * Release it with `ctx_tracestate_release`. Errors: `CTX_EINVAL` if a
+ * pointer is NULL. Threads: any.
+ */
+ctx_status_t ctx_wire_tracestate(const ctx_t *ctx, ctx_tracestate_t **out);
+
+/**
+ * The baggage `ctx` carries, copied into a new list at `*out` (empty if
+ * none). Release it with `ctx_baggage_release`. Errors: `CTX_EINVAL` if a
+ * pointer is NULL. Threads: any.
+ */
+ctx_status_t ctx_wire_baggage(const ctx_t *ctx, ctx_baggage_t **out);
+
+/**
+ * Derives a child of `parent` whose trace context is `*tc` (copied),
+ * keeping the baggage and `tracestate` it carries: start a trace with
+ * `ctx_trace_context_new_root`, or record your own span. On `CTX_OK`,
+ * `*out` owns one reference. Errors: `CTX_EMALFORMED` if an id of `*tc` is
+ * all zero; `CTX_EINVAL` if a pointer is NULL. Threads: any.
+ */
+ctx_status_t ctx_wire_with_trace_context(const ctx_t *parent,
+                                         const ctx_trace_context_t *tc,
+                                         ctx_t **out);
+
+/**
+ * Derives a child of `parent` whose baggage is a copy of `b` (replacing
+ * any it carried; trace context kept): what `ctx_wire_inject*` sends to
+ * internal destinations. On `CTX_OK`, `*out` owns one reference; `b` stays
+ * yours. Errors: `CTX_EINVAL` if a pointer is NULL. Threads: any.
+ */
+ctx_status_t ctx_wire_with_baggage(const ctx_t *parent, const ctx_baggage_t *b, ctx_t **out);
+
+/**
+ * Cancels like `ctx_cancel_cause`, with an end reason (a `ctx_end_reason_t`)
+ * as the cause: `ctx_end_reason` then reports it for the context and its
+ * descendants, and `ctx_cause` its message ("client disconnected"). For the
+ * handle `ctx_wire_extract*` gave, or one from `ctx_with_cancel_cause`.
+ * Only the first cancellation counts.
+ *
+ * Errors: `CTX_EINVAL` if `cancel` is NULL or `reason` is not a
+ * `ctx_end_reason_t`; `CTX_EKIND` (canceling nothing) for a handle that
+ * takes no cause (from `ctx_with_cancel`, `_timeout` or `_deadline`).
+ * Threads: any, concurrently.
+ */
+ctx_status_t ctx_cancel_reason(ctx_cancel_t *cancel, int reason);
+
+/**
+ * Why `ctx` ended, into `*out`: the reason it (or an ancestor) was canceled
+ * with by `ctx_cancel_reason` or another language's equivalent; else
+ * `CTX_END_DEADLINE_EXCEEDED` if its deadline passed, `CTX_END_CANCELED`
+ * if it was canceled any other way. Map it to a response with
+ * `ctx_end_reason_info`.
+ *
+ * Returns `CTX_OK`, or `CTX_ENOTDONE` (writing nothing) while `ctx` is
+ * live. Errors: `CTX_EINVAL` if a pointer is NULL. Threads: any.
+ */
+ctx_status_t ctx_end_reason(const ctx_t *ctx, ctx_end_reason_t *out);
+
+/**
+ * The names and codes of `reason` (a `ctx_end_reason_t`) into `*out`: what
+ * a server answers when a request's context ended that way, from the one
+ * table every language uses.
+ *
+ * Errors: `CTX_EINVAL` if `out` is NULL or `reason` is not a
+ * `ctx_end_reason_t`. Threads: any.
+ */
+ctx_status_t ctx_end_reason_info(int reason, ctx_end_reason_info_t *out);
 
 /**
  * A static, NUL-terminated description of a `ctx_status_t`, for messages;

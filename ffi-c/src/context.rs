@@ -7,20 +7,7 @@ use std::time::Duration;
 use polyctx::{clock, AnyCancelFunc, Cause, Context};
 
 use crate::handle::{self, ctx_cancel_t, ctx_t};
-use crate::status::{arg, boundary, ctx_err_t, ctx_status_t, put};
-
-/// The output buffer of a call that writes text as `snprintf` does: `None`
-/// when `buf_len` is 0, else `buf`, which must then not be NULL (returns
-/// the calling function's invalid-argument value if it is).
-macro_rules! text_buffer {
-    ($buf:expr, $buf_len:expr) => {
-        if $buf_len > 0 {
-            Some(arg!($buf))
-        } else {
-            None
-        }
-    };
-}
+use crate::status::{arg, boundary, ctx_err_t, ctx_status_t, put, text_buffer};
 
 /// The root of every context tree: never done, no deadline, no values (Go's
 /// `context.Background()`). Use it in `main`, at the top of a request, and

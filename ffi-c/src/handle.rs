@@ -12,7 +12,11 @@
 //!   context, a distinct C type, with the kind in the pointer's low bit).
 //! - `ctx_key_t *` is a boxed `Key<ForeignValue>`: the values stored through
 //!   C's keys are the core's foreign values, whoever stores them.
-//! - `ctx_fd_t *` and `ctx_after_func_t *` are boxes private to this crate.
+//! - `ctx_fd_t *` and `ctx_after_func_t *` are boxes private to this crate,
+//!   and so are the wire handles: `ctx_wire_policy_t *` (a boxed
+//!   `wire::Policy`), `ctx_baggage_t *`, `ctx_tracestate_t *` and
+//!   `ctx_headers_t *`. A `ctx_wire_values_t *` is borrowed: it points to a
+//!   Rust value on the stack of the call that hands it to a callback.
 //!
 //! Functions taking a pointer are `unsafe`: the pointer must be a live
 //! handle of the named type, as the header requires of C callers.
@@ -23,7 +27,9 @@ use std::ptr::NonNull;
 
 use polyctx::{AfterFunc, AnyCancelFunc, Context, ForeignValue, Key};
 
+use crate::codec::{BaggageList, Tracestate};
 use crate::notify::DoneFd;
+use crate::wire::{HeaderList, Values};
 
 /// A context: a cancellation signal, maybe a deadline, and values (Go's
 /// `context.Context`). Opaque; one pointer is one reference.
@@ -100,6 +106,59 @@ pub struct ctx_fd_t {
 /// not stop the function (use `ctx_after_func_stop` first for that).
 /// Threads: `ctx_after_func_stop` from any thread, any number of times.
 pub struct ctx_after_func_t {
+    _opaque: [u8; 0],
+}
+
+/// A trust policy for `ctx_wire_extract*` and `ctx_wire_inject*`: how much
+/// a listener trusts its callers, or a client its destination. Made by
+/// `ctx_wire_policy_new` from one of the two starting points
+/// (`CTX_TRUST_INTERNAL`, `CTX_TRUST_EXTERNAL`), then adjusted with the
+/// `ctx_wire_policy_set_*` calls.
+///
+/// Ownership: release exactly once with `ctx_wire_policy_release`; the
+/// contexts made with it keep nothing of it. Threads: configure it first,
+/// then share it: any number of threads may pass it to `ctx_wire_extract*`
+/// and `ctx_wire_inject*` at once, but no setter may run meanwhile.
+pub struct ctx_wire_policy_t {
+    _opaque: [u8; 0],
+}
+
+/// W3C baggage: a list of members, each a key (an HTTP token), a value (any
+/// text; stored decoded, sent percent-encoded) and properties, in the order
+/// they were first seen. Made by `ctx_baggage_new`, `ctx_baggage_parse` or
+/// `ctx_wire_baggage`.
+///
+/// Ownership: release exactly once with `ctx_baggage_release`. Strings it
+/// hands out are borrowed from it: valid until it is changed or released.
+/// Threads: like a plain C struct: reads from any number of threads at once,
+/// a change (`ctx_baggage_set`, `_add_property`, `_remove`) from one thread
+/// with no reader meanwhile.
+pub struct ctx_baggage_t {
+    _opaque: [u8; 0],
+}
+
+/// A W3C `tracestate`: vendor key/value members, in order. Made by
+/// `ctx_tracestate_parse` or `ctx_wire_tracestate`; read-only.
+///
+/// Ownership: release exactly once with `ctx_tracestate_release`; the
+/// strings it hands out are valid until then. Threads: any, at once.
+pub struct ctx_tracestate_t {
+    _opaque: [u8; 0],
+}
+
+/// The headers `ctx_wire_inject` wrote: a `ctx_header_t` array that
+/// `ctx_headers_items` returns.
+///
+/// Ownership: release exactly once with `ctx_headers_release`, which frees
+/// the array and its strings. Threads: any, at once.
+pub struct ctx_headers_t {
+    _opaque: [u8; 0],
+}
+
+/// Where a `ctx_wire_get_fn` callback puts the values of the header asked
+/// for, with `ctx_wire_values_add`. Borrowed: valid only during that call of
+/// the callback, on its thread.
+pub struct ctx_wire_values_t {
     _opaque: [u8; 0],
 }
 
@@ -222,6 +281,26 @@ impl Boxed for ctx_after_func_t {
     type Target = AfterFunc;
 }
 
+impl Boxed for ctx_wire_policy_t {
+    type Target = polyctx::wire::Policy;
+}
+
+impl Boxed for ctx_baggage_t {
+    type Target = BaggageList;
+}
+
+impl Boxed for ctx_tracestate_t {
+    type Target = Tracestate;
+}
+
+impl Boxed for ctx_headers_t {
+    type Target = HeaderList;
+}
+
+impl Boxed for ctx_wire_values_t {
+    type Target = Values;
+}
+
 pub(crate) fn box_into_raw<H: Boxed>(value: H::Target) -> *mut H {
     Box::into_raw(Box::new(value)).cast()
 }
@@ -231,6 +310,20 @@ pub(crate) fn box_into_raw<H: Boxed>(value: H::Target) -> *mut H {
 pub(crate) unsafe fn box_borrow<'a, H: Boxed>(p: NonNull<H>) -> &'a H::Target {
     // SAFETY: the box is alive for as long as the caller promises.
     unsafe { p.cast::<H::Target>().as_ref() }
+}
+
+/// # Safety
+/// `p` must be a live handle from [`box_into_raw`] or [`borrow_into_raw`],
+/// not used by anyone else before `'a` ends.
+pub(crate) unsafe fn box_borrow_mut<'a, H: Boxed>(p: NonNull<H>) -> &'a mut H::Target {
+    // SAFETY: the value is alive and unshared for as long as the caller promises.
+    unsafe { p.cast::<H::Target>().as_mut() }
+}
+
+/// A handle that borrows `value` (never released: `value` stays the
+/// caller's), for a callback to use during one call.
+pub(crate) fn borrow_into_raw<H: Boxed>(value: &mut H::Target) -> *mut H {
+    std::ptr::from_mut(value).cast()
 }
 
 /// # Safety

@@ -23,6 +23,12 @@ mod value;
 
 mod notify;
 
+mod codec;
+
+mod wire;
+
 mod status;
 
 pub mod handle;
+
+pub use codec::{CTX_TIMEOUT_MAX_LEN, CTX_TRACEPARENT_LEN, CTX_TRACE_FLAG_RANDOM, CTX_TRACE_FLAG_SAMPLED};

@@ -25,7 +25,9 @@ pub enum ctx_status_t {
     CTX_EKIND = 2,
     /// `ctx_wait`, `ctx_wait_until`: the time ran out before the context was done.
     CTX_ETIMEDOUT = 3,
-    /// A size is too large to be represented (`ctx_with_value_bytes`).
+    /// A size is too large to be represented (`ctx_with_value_bytes`, the
+    /// counts of the wire functions), or an index is past the end of a list
+    /// (`ctx_tracestate_get`, `ctx_baggage_get`).
     CTX_ERANGE = 4,
     /// A bug in polyctx panicked inside the call. The panic was stopped at the
     /// boundary (never unwinding into C) and reported on stderr; contexts
@@ -35,12 +37,36 @@ pub enum ctx_status_t {
     /// created); `errno` says why.
     CTX_ESYS = 6,
     /// `ctx_value`: no value is stored under the key in the context or its
-    /// ancestors.
+    /// ancestors. Likewise `ctx_wire_trace_context` and `ctx_wire_trace_link`
+    /// (the context carries none) and the `ctx_baggage_*` lookups (no such key).
     CTX_ENOTFOUND = 7,
     /// `ctx_deadline`: the context has no deadline.
     CTX_ENODEADLINE = 8,
-    /// `ctx_cause`: the context is not done, so it has no cause yet.
+    /// `ctx_cause`, `ctx_end_reason`: the context is not done, so it has no
+    /// cause yet.
     CTX_ENOTDONE = 9,
+    /// A header value (or a part of one given to a `ctx_baggage_*` or
+    /// `ctx_wire_policy_*` setter) breaks its grammar: a malformed timeout
+    /// (for `ctx_wire_extract*`, of the protocol's own timeout header, which
+    /// the call names), a `tracestate` that must be dropped whole, a baggage
+    /// key that is not an HTTP token, a trace context with an all-zero id.
+    CTX_EMALFORMED = 10,
+    /// The buffer is too small for the value, which is never truncated: the
+    /// buffer holds the empty string (if `buf_len > 0`) and `*len` the
+    /// value's length, so a buffer of `*len + 1` bytes will do.
+    CTX_ENOBUFS = 11,
+    /// Nothing there: a parsed header is absent or empty (an invalid or
+    /// conflicting `traceparent` counts as absent, as W3C says), or a format
+    /// call has nothing to send (no time left, no members). Leave the header
+    /// out.
+    CTX_EABSENT = 12,
+    /// `ctx_wire_inject*`: the context is canceled, so the call would fail
+    /// anyway; nothing was written. Fail the call locally.
+    CTX_ECANCELED = 13,
+    /// `ctx_wire_inject*`: the context has no time left (its deadline has
+    /// passed, even if the timer has not fired yet); nothing was written.
+    /// Fail the call locally with a deadline error.
+    CTX_EDEADLINE = 14,
 }
 
 /// Why a context is done, as returned by `ctx_err`. Zero while it is not,
@@ -72,7 +98,7 @@ impl From<Option<polyctx::Error>> for ctx_err_t {
     }
 }
 
-const STATUSES: [ctx_status_t; 10] = {
+const STATUSES: [ctx_status_t; 15] = {
     use ctx_status_t::*;
     [
         CTX_OK,
@@ -85,6 +111,11 @@ const STATUSES: [ctx_status_t; 10] = {
         CTX_ENOTFOUND,
         CTX_ENODEADLINE,
         CTX_ENOTDONE,
+        CTX_EMALFORMED,
+        CTX_ENOBUFS,
+        CTX_EABSENT,
+        CTX_ECANCELED,
+        CTX_EDEADLINE,
     ]
 };
 
@@ -112,6 +143,11 @@ fn describe_status(status: c_int) -> Option<&'static CStr> {
         CTX_ENOTFOUND => c"no value for this key",
         CTX_ENODEADLINE => c"the context has no deadline",
         CTX_ENOTDONE => c"the context is not done",
+        CTX_EMALFORMED => c"malformed header value",
+        CTX_ENOBUFS => c"buffer too small (nothing truncated; the length needed was reported)",
+        CTX_EABSENT => c"no value (header absent or empty, or nothing to send)",
+        CTX_ECANCELED => c"the context is canceled: nothing was sent",
+        CTX_EDEADLINE => c"no time left before the deadline: nothing was sent",
     })
 }
 
@@ -196,6 +232,16 @@ impl FfiReturn for std::ffi::c_int {
     }
 }
 
+/// `ctx_tracestate_len`, `ctx_baggage_len`: a NULL list is empty.
+impl FfiReturn for usize {
+    fn invalid() -> Self {
+        0
+    }
+    fn panicked() -> Self {
+        0
+    }
+}
+
 /// `ctx_now_ns`, which cannot fail: -1 is never a time.
 impl FfiReturn for i64 {
     fn invalid() -> Self {
@@ -230,6 +276,20 @@ macro_rules! arg {
     };
 }
 pub(crate) use arg;
+
+/// The output buffer of a call that writes text: `None` when `buf_len` is
+/// 0, else `buf`, which must then not be NULL (returns the calling
+/// function's invalid-argument value if it is).
+macro_rules! text_buffer {
+    ($buf:expr, $buf_len:expr) => {
+        if $buf_len > 0 {
+            Some($crate::status::arg!($buf))
+        } else {
+            None
+        }
+    };
+}
+pub(crate) use text_buffer;
 
 /// A pointer argument that may be NULL in C: `*const T`, `*mut T`, or a
 /// nullable function pointer (`Option<fn>`).
@@ -348,7 +408,7 @@ mod tests {
             text(ctx_err_string(ctx_status_t::CTX_EINVAL as c_int)),
             "unknown ctx error"
         );
-        for n in [-1, 10, 99, 103] {
+        for n in [-1, 15, 99, 103] {
             assert_eq!(text(ctx_strerror(n)), "unknown ctx status");
         }
     }

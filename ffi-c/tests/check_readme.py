@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""The README's C example must be examples/c/example.c, verbatim, so that the
-example the tests build and run is the one people read.
+"""The README's C examples must be the example programs, verbatim, so that
+the examples the tests build and run are the ones people read.
 
-    check_readme.py EXAMPLE.c README.md...
+    check_readme.py EXAMPLE.c... README.md...
 
-Each README given that has a `## C` section must contain the example as its
-first ```c block; READMEs without one (or missing files) are skipped, but at
-least one must be checked.
+Each README given that has a `## C` section must contain the examples as its
+first ```c blocks, in the order given; READMEs without one (or missing
+files) are skipped, but at least one must be checked.
 """
 
 import re
@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 
 
-def main(example: str, readmes: list[str]) -> int:
-    want = Path(example).read_text()
+def main(args: list[str]) -> int:
+    examples = [a for a in args if a.endswith(".c")]
+    readmes = [a for a in args if not a.endswith(".c")]
+    wants = [Path(e).read_text() for e in examples]
     checked = 0
     for name in readmes:
         path = Path(name)
@@ -25,17 +27,18 @@ def main(example: str, readmes: list[str]) -> int:
         section = re.search(r"^## C\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
         if not section:
             continue
-        block = re.search(r"^```c\n(.*?)^```", section.group(1), re.M | re.S)
-        if not block or block.group(1) != want:
-            print(f"{name}: the first ```c block of '## C' is not {example} verbatim", file=sys.stderr)
-            return 1
+        blocks = re.findall(r"^```c\n(.*?)^```", section.group(1), re.M | re.S)
+        for i, (example, want) in enumerate(zip(examples, wants)):
+            if i >= len(blocks) or blocks[i] != want:
+                print(f"{name}: ```c block {i + 1} of '## C' is not {example} verbatim", file=sys.stderr)
+                return 1
         checked += 1
-    if not checked:
-        print(f"no README with a '## C' section among {readmes}", file=sys.stderr)
+    if not checked or not examples:
+        print(f"no README with a '## C' section among {readmes}, or no example", file=sys.stderr)
         return 1
-    print(f"check_readme: {example} is the C example of {checked} README file(s)")
+    print(f"check_readme: {', '.join(examples)} are the C examples of {checked} README file(s)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2:]))
+    sys.exit(main(sys.argv[1:]))

@@ -66,7 +66,7 @@ fn budgets_shrink_by_the_time_each_hop_spends() {
         &[("connect-timeout-ms", "30000"), ("traceparent", TP)][..],
         &Policy::internal(),
         Protocol::Connect,
-        now,
+        clock::now_ns(),
     )
     .unwrap();
     let sent = outbound(&hop2b, &Policy::internal(), Protocol::Connect);
@@ -239,4 +239,15 @@ fn values_can_be_set_and_derived() {
     let sent = outbound(&ctx, &Policy::internal(), Protocol::Http);
     assert_eq!(get(&sent, "baggage"), Some("k=v%20w"));
     assert_eq!(get(&sent, "traceparent"), Some(tc.to_header().as_str()));
+}
+
+#[test]
+fn a_server_ends_a_request_saying_why() {
+    for headers in [&[("grpc-timeout", "5S")][..], &[][..]] {
+        let (ctx, cancel) = extract(&Context::background(), headers, &Policy::internal(), Protocol::Grpc).unwrap();
+        cancel.cancel(Some(EndReason::ClientDisconnected.cause()));
+        assert_eq!(ctx.err(), Some(Error::Canceled));
+        assert_eq!(EndReason::of(&ctx), Some(EndReason::ClientDisconnected), "{headers:?}");
+        assert_eq!(EndReason::of(&ctx).map(EndReason::http_status), Some(499));
+    }
 }

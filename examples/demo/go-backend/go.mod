@@ -1,0 +1,3 @@
+module polyctx.demo/gobackend
+
+go 1.21
