@@ -251,12 +251,33 @@ def test_c_after_func_on_a_python_context(c):
 
 # --- polyctx.c_library() against ctx.h ------------------------------------
 
-_HANDLES = {"void", "ctx_t", "ctx_cancel_t", "ctx_key_t", "ctx_fd_t", "ctx_after_func_t"}
+_HANDLES = {
+    "void",
+    "ctx_t",
+    "ctx_cancel_t",
+    "ctx_key_t",
+    "ctx_fd_t",
+    "ctx_after_func_t",
+    "ctx_baggage_t",
+    "ctx_headers_t",
+    "ctx_tracestate_t",
+    "ctx_wire_policy_t",
+    "ctx_wire_values_t",
+}
+# Structs the header defines, passed by pointer.
+_STRUCTS = {
+    "ctx_header_t": polyctx._c.Header,
+    "ctx_trace_context_t": polyctx._c.TraceContext,
+    "ctx_end_reason_info_t": polyctx._c.EndReasonInfo,
+}
+# Function-pointer typedefs: declared as plain pointers, like every callback.
+_FN_TYPEDEFS = {"ctx_wire_get_fn", "ctx_wire_set_fn"}
 _SCALARS = {
     "int": ctypes.c_int,
     "ctx_status_t": ctypes.c_int,
     "ctx_err_t": ctypes.c_int,
     "ctx_value_kind_t": ctypes.c_int,
+    "ctx_end_reason_t": ctypes.c_int,
     "int64_t": ctypes.c_int64,
     "size_t": ctypes.c_size_t,
     "bool": ctypes.c_bool,
@@ -273,8 +294,12 @@ def _ctype(decl: str):
     (base,) = base
     if base == "void" and stars == 0:
         return None
-    if base == "char" and stars == 1:
-        return ctypes.c_char_p
+    if base in _FN_TYPEDEFS:
+        return ctypes.c_void_p
+    if base == "char":
+        return {1: ctypes.c_char_p, 2: ctypes.POINTER(ctypes.c_char_p)}[stars]
+    if base in _STRUCTS:
+        return ctypes.POINTER(_STRUCTS[base])
     if base in _HANDLES:
         return {1: ctypes.c_void_p, 2: ctypes.POINTER(ctypes.c_void_p)}[stars]
     scalar = _SCALARS[base]
@@ -306,7 +331,14 @@ def test_c_library_prototypes_are_ctx_h():
 
 def test_c_library_constants_are_ctx_h():
     enums = re.findall(r"typedef enum \{(.*?)\} (\w+);", HEADER.read_text(), re.S)
-    assert {name for _, name in enums} == {"ctx_status_t", "ctx_err_t", "ctx_value_kind_t"}
+    assert {name for _, name in enums} == {
+        "ctx_status_t",
+        "ctx_err_t",
+        "ctx_value_kind_t",
+        "ctx_end_reason_t",
+        "ctx_wire_protocol_t",
+        "ctx_wire_trust_t",
+    }
     declared = {k: int(v) for body, _ in enums for k, v in re.findall(r"^\s*(CTX_\w+) = (-?\d+),", body, re.M)}
     shipped = {k: getattr(C, k) for k in dir(C) if k.startswith("CTX_")}
     assert declared == shipped
