@@ -1,5 +1,6 @@
 //! Timing: batches sized to run ~20 ms, several repetitions with every
-//! implementation of an operation interleaved, medians reported. The machine
+//! implementation of an operation interleaved; the median batch and the
+//! 99th-percentile batch (of 15 repetitions: the slowest but one) reported. The machine
 //! is noisy; ratios within one run are what to read.
 
 use std::time::{Duration, Instant};
@@ -30,7 +31,8 @@ impl Bench {
             }
         }
         for ((name, _), s) in cases.iter().zip(samples) {
-            emit(area, op, name, "ns_per_op", median(s) / items as f64);
+            let p99 = percentile(&s, 0.99) / items as f64;
+            emit_with_p99(area, op, name, "ns_per_op", median(s) / items as f64, p99);
         }
     }
 
@@ -56,12 +58,25 @@ pub fn time(n: u64, mut f: impl FnMut()) -> Duration {
     start.elapsed()
 }
 
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+pub fn median(v: Vec<f64>) -> f64 {
+    percentile(&v, 0.5)
+}
+
+/// The nearest-rank percentile `q` (0 to 1) of `v`.
+pub fn percentile(v: &[f64], q: f64) -> f64 {
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 /// One result, as a JSON line for bench/run.py.
 pub fn emit(area: &str, op: &str, implementation: &str, unit: &str, value: f64) {
     println!(r#"{{"area":"{area}","op":"{op}","impl":"{implementation}","unit":"{unit}","value":{value:.3}}}"#);
+}
+
+/// One result with the 99th percentile of its samples beside the median.
+pub fn emit_with_p99(area: &str, op: &str, implementation: &str, unit: &str, value: f64, p99: f64) {
+    println!(
+        r#"{{"area":"{area}","op":"{op}","impl":"{implementation}","unit":"{unit}","value":{value:.3},"p99":{p99:.3}}}"#
+    );
 }

@@ -23,7 +23,7 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let bench = Bench {
-        reps: if quick { 3 } else { 9 },
+        reps: if quick { 3 } else { 15 },
         target: Duration::from_millis(if quick { 5 } else { 20 }),
     };
     ops::core(&bench);
