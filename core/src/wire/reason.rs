@@ -95,7 +95,9 @@ impl EndReason {
         if let Some(reason) = cause.downcast_ref::<EndReason>() {
             return Some(*reason);
         }
-        Some(match ctx.err()? {
+        // A context canceled with `DeadlineExceeded.cause()` is `Canceled`
+        // in Go's terms, but the reason given was the deadline.
+        Some(match cause.as_context_error().or(ctx.err())? {
             Error::Canceled => EndReason::Canceled,
             Error::DeadlineExceeded => EndReason::DeadlineExceeded,
         })
@@ -134,6 +136,9 @@ mod tests {
         assert_eq!(EndReason::of(&late).map(EndReason::http_status), Some(504));
         for r in END_REASONS {
             assert_eq!(EndReason::from_name(r.name()), Some(r));
+            let (ctx, cancel) = with_cancel_cause(&Context::background());
+            cancel.cancel(Some(r.cause()));
+            assert_eq!(EndReason::of(&ctx), Some(r), "canceled with {r:?}'s cause");
         }
         assert_eq!(EndReason::ServerShutdown.grpc_code(), 14);
     }
