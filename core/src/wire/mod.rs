@@ -42,7 +42,7 @@ pub use timeout::{
 };
 pub use trace::{format_tracestate, parse_traceparent, parse_tracestate, TraceContext, FLAG_RANDOM, FLAG_SAMPLED};
 
-use crate::{clock, with_cancel, with_deadline_ns, with_value, CancelFunc, Context, Error, Key};
+use crate::{clock, with_cancel_cause, with_deadline_ns, with_value, CancelCauseFunc, Context, Error, Key};
 
 /// The header names polyctx reads and writes, lowercase.
 pub mod header {
@@ -213,7 +213,7 @@ pub fn extract<H: HeaderSource + ?Sized>(
     headers: &H,
     policy: &Policy,
     protocol: Protocol,
-) -> Result<(Context, CancelFunc), Malformed> {
+) -> Result<(Context, CancelCauseFunc), Malformed> {
     extract_at(parent, headers, policy, protocol, clock::now_ns())
 }
 
@@ -226,13 +226,16 @@ pub fn extract<H: HeaderSource + ?Sized>(
 /// `invalid_argument`, HTTP 400); a malformed one of another protocol is
 /// ignored. The trace context, `tracestate` and baggage are kept as the
 /// context's [`Propagation`], under `policy`.
+///
+/// The cancel function records a cause, so that a server ends the request
+/// saying why: `cancel.cancel(Some(EndReason::ClientDisconnected.cause()))`.
 pub fn extract_at<H: HeaderSource + ?Sized>(
     parent: &Context,
     headers: &H,
     policy: &Policy,
     protocol: Protocol,
     arrived_ns: u64,
-) -> Result<(Context, CancelFunc), Malformed> {
+) -> Result<(Context, CancelCauseFunc), Malformed> {
     let mut budget: Option<u64> = None;
     for name in [
         header::GRPC_TIMEOUT,
@@ -263,8 +266,12 @@ pub fn extract_at<H: HeaderSource + ?Sized>(
         budget = Some(b.min(nanos(max)));
     }
     let (ctx, cancel) = match budget {
-        Some(b) => with_deadline_ns(parent, arrived_ns.saturating_add(b), None),
-        None => with_cancel(parent),
+        Some(b) => {
+            let (ctx, cancel) = with_deadline_ns(parent, arrived_ns.saturating_add(b), None);
+            // Any node takes a cause; Go's types only hide it for deadlines.
+            (ctx, CancelCauseFunc { node: cancel.node })
+        }
+        None => with_cancel_cause(parent),
     };
     if !policy.propagate_trace {
         return Ok((ctx, cancel));

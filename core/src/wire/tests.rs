@@ -240,3 +240,14 @@ fn values_can_be_set_and_derived() {
     assert_eq!(get(&sent, "baggage"), Some("k=v%20w"));
     assert_eq!(get(&sent, "traceparent"), Some(tc.to_header().as_str()));
 }
+
+#[test]
+fn a_server_ends_a_request_saying_why() {
+    for headers in [&[("grpc-timeout", "5S")][..], &[][..]] {
+        let (ctx, cancel) = extract(&Context::background(), headers, &Policy::internal(), Protocol::Grpc).unwrap();
+        cancel.cancel(Some(EndReason::ClientDisconnected.cause()));
+        assert_eq!(ctx.err(), Some(Error::Canceled));
+        assert_eq!(EndReason::of(&ctx), Some(EndReason::ClientDisconnected), "{headers:?}");
+        assert_eq!(EndReason::of(&ctx).map(EndReason::http_status), Some(499));
+    }
+}
