@@ -50,6 +50,13 @@ impl TraceContext {
         }
     }
 
+    /// Whether neither id is all zero, as W3C requires (a `TraceContext`
+    /// built from another language's bytes may not be; parsed and generated
+    /// ones always are).
+    pub fn is_valid(&self) -> bool {
+        self.trace_id != [0; 16] && self.span_id != [0; 8]
+    }
+
     /// Whether the sampled flag is set.
     pub fn sampled(&self) -> bool {
         self.flags & FLAG_SAMPLED != 0
@@ -134,14 +141,12 @@ fn parse_one(v: &str) -> Option<TraceContext> {
         *byte = lower_hex_byte(&b[36 + 2 * i..38 + 2 * i])?;
     }
     let flags = lower_hex_byte(&b[53..55])?;
-    if trace_id == [0; 16] || span_id == [0; 8] {
-        return None;
-    }
     Some(TraceContext {
         trace_id,
         span_id,
         flags,
     })
+    .filter(TraceContext::is_valid)
 }
 
 /// Parses the `tracestate` field values (combined in order). `None` when
@@ -329,6 +334,9 @@ mod tests {
         assert_eq!(a.trace_id, b.trace_id);
         assert_ne!(a.span_id, b.span_id);
         assert_ne!(TraceContext::new_root().trace_id, a.trace_id);
+        assert!(a.is_valid() && b.is_valid());
+        assert!(!TraceContext { span_id: [0; 8], ..a }.is_valid());
+        assert!(!TraceContext { trace_id: [0; 16], ..a }.is_valid());
         let mut buf = [0u8; 16];
         fallback_random(&mut buf);
         assert_ne!(buf, [0; 16]);
