@@ -491,5 +491,14 @@ module.exports = {
   HEADER_NAMES: Object.freeze([...HEADER_NAMES]),
 }
 
+// Whether OpenTelemetry's propagation API is registered in this process
+// (its global, by the key @opentelemetry/api 1.x uses): it then owns
+// traceparent and baggage, and the integrations send only the budget, as
+// two writers of traceparent break traces.
+function otelOwnsTrace() {
+  const api = globalThis[Symbol.for('opentelemetry.js.api.1')]
+  return api !== undefined && api.propagation !== undefined
+}
+
 // For the package's integrations (http, fetch, grpc, otel).
-Object.assign(internal, { fieldsOf, setFields, policyNative: (p) => p[NATIVE] })
+Object.assign(internal, { fieldsOf, setFields, otelOwnsTrace })
