@@ -190,7 +190,10 @@ mod tests {
     #[test]
     fn malformed_maps_to_each_protocols_error() {
         let e = parse_grpc_timeout("1x").unwrap_err();
-        assert_eq!((e.grpc_code(), e.connect_code(), e.http_status()), (13, "invalid_argument", 400));
+        assert_eq!(
+            (e.grpc_code(), e.connect_code(), e.http_status()),
+            (13, "invalid_argument", 400)
+        );
     }
 
     #[test]
