@@ -14,12 +14,14 @@
 //! - How cancellation reaches JS (abort signals, after-funcs) and how JS
 //!   values are released is in `events`.
 
-mod cabi;
+// `pub` like the functions at the root, whose registration napi generates
+// outside test builds: so that `cargo test` does not see them as unused.
+pub mod cabi;
 mod events;
 mod handle;
 mod held;
 mod protocol;
-mod wire;
+pub mod wire;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
