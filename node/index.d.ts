@@ -38,6 +38,11 @@ export declare class Context {
   readonly signal: AbortSignal
   /** Go's `String()`, e.g. `context.Background.WithCancel`. */
   toString(): string
+  /**
+   * A new `ctx_t*` for this context, as a bigint, for C code in this process
+   * (see `cLibrary()`): it owns one reference, which C releases with `ctx_release`.
+   */
+  toC(): bigint
 }
 
 /** A key for `withValue`, unique by identity. `T` is the type of the values stored under it. */
@@ -47,6 +52,8 @@ export declare class Key<T = unknown> {
   /** The name given to `createKey`, for display only. */
   readonly name: string
   toString(): string
+  /** A new `ctx_key_t*` for this same key, as a bigint, for C to release with `ctx_key_release`. */
+  toC(): bigint
 }
 
 /** The error of a done context. */
@@ -87,7 +94,7 @@ export declare function withTimeout(parent: Context, ms: number, cause?: unknown
  * an invalid time or one more than about 292 years ahead.
  */
 export declare function withDeadline(parent: Context, deadline: Date | number, cause?: unknown): [Context, CancelFunc]
-/** A child carrying `value` under `key`. */
+/** A child carrying `value` under `key`. A string is stored as UTF-8, which C reads too. */
 export declare function withValue<T>(parent: Context, key: Key<T>, value: T): Context
 /** A child that keeps `parent`'s values but is never done: no deadline, no error. */
 export declare function withoutCancel(parent: Context): Context
@@ -107,3 +114,71 @@ export declare function cause(ctx: Context): unknown
  * let go once nothing can observe it.
  */
 export declare function fromSignal(signal: AbortSignal, parent?: Context): [Context, CancelCauseFunc]
+
+/**
+ * Why a request's context ended, from the core's table: Go's two errors, and
+ * client disconnected, peer canceled, server shutdown, request finished.
+ * One frozen instance per reason; cancel a context with one
+ * (`cancel(EndReason.serverShutdown)`) and it is the context's cause in every language.
+ */
+export declare class EndReason extends Error {
+  private constructor()
+  /** The stable lowercase name, the same in every language. */
+  readonly reason:
+    | 'canceled'
+    | 'deadline_exceeded'
+    | 'client_disconnected'
+    | 'peer_canceled'
+    | 'server_shutdown'
+    | 'request_finished'
+  /** The gRPC status code (1, 4 or 14). */
+  readonly grpcCode: number
+  /** The Connect error code. */
+  readonly connectCode: string
+  /** The HTTP status (499, 503 or 504). */
+  readonly httpStatus: number
+  /** Why `ctx` ended; `null` while it is live. */
+  static of(ctx: Context): EndReason | null
+  static readonly canceled: EndReason
+  static readonly deadlineExceeded: EndReason
+  static readonly clientDisconnected: EndReason
+  static readonly peerCanceled: EndReason
+  static readonly serverShutdown: EndReason
+  static readonly requestFinished: EndReason
+  /** Every reason, in the core's order. */
+  static readonly all: readonly EndReason[]
+}
+
+/** The context `run()` (or a request middleware) made current here; `background()` outside any. */
+export declare function current(): Context
+/** Calls `fn(...args)` with `ctx` as `current()` there and in everything it starts. */
+export declare function run<A extends unknown[], R>(ctx: Context, fn: (...args: A) => R, ...args: A): R
+/** `ctx.toC()`. */
+export declare function toC(ctx: Context): bigint
+/**
+ * The context behind a `ctx_t*` from C, with references of its own (the
+ * caller still releases the one it passed). With a `ctx_cancel_t*` too,
+ * `[ctx, cancel]`. The handles must be live: a dangling pointer crashes, as in C.
+ */
+export declare function fromC(ptr: bigint): Context
+export declare function fromC(ptr: bigint, cancelPtr: bigint): [Context, CancelCauseFunc]
+/**
+ * The path of the shared library exporting polyctx's C ABI in this process
+ * (this package's native module), whose `ctx_*` symbols are now global: C
+ * addons loaded later, built with `ctx_*` undefined, use the same core.
+ */
+export declare function cLibrary(): string
+/** What is live natively, process-wide. */
+export declare function stats(): {
+  /** Context handles: JS wrappers not yet collected. */
+  contexts: number
+  keys: number
+  /** Signals and after-funcs waiting for a context. */
+  watches: number
+  /** Deadlines armed in the core's timer. */
+  deadlines: number
+}
+
+import * as wireModule from './wire.js'
+/** What crosses between services: see `polyctx/wire`. */
+export declare const wire: typeof wireModule

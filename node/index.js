@@ -26,6 +26,8 @@
 // node/src/protocol.rs, and read from the module here.
 
 const { getEventListeners } = require('node:events')
+const { AsyncLocalStorage } = require('node:async_hooks')
+const internal = require('./internal.js')
 const native = loadNative()
 const {
   NO_HANDLE,
@@ -34,6 +36,7 @@ const {
   EVENT_SIZE,
   EVENT_RELEASE,
   CAUSE_IS_ERR,
+  CAUSE_REASON,
   CAUSE_TEXT,
 } = native
 
@@ -174,13 +177,70 @@ function trySetStackTraceLimit(n) {
 const NO_CAUSE = Symbol('no cause')
 
 // A cause as the native module reports it (see node/src/events.rs): a
-// held id, CAUSE_IS_ERR, or the text of a cause given in another language
-// or JS environment (a string, or CAUSE_TEXT - k in an event).
+// held id, CAUSE_IS_ERR, an end reason (CAUSE_REASON - i), or the text of
+// a cause given in another language or JS environment (a string, or
+// CAUSE_TEXT - k in an event).
 function causeOf(repr, texts) {
   if (typeof repr === 'string') return new Error(repr)
   if (repr > 0) return held.get(repr)
   if (repr <= CAUSE_TEXT) return new Error(texts.get(repr))
+  if (repr <= CAUSE_REASON) return reasonCause(CAUSE_REASON - repr)
   return NO_CAUSE
+}
+
+// ---------------------------------------------------------------------------
+// End reasons: why a request's context ended, across services. The table
+// (names, messages, gRPC/Connect/HTTP codes) is the core's, read once.
+
+/**
+ * Why a request's context ended: Go's two errors, and client disconnected,
+ * peer canceled, server shutdown, request finished. One frozen instance per
+ * reason; cancel a request's context with one (`cancel(EndReason.serverShutdown)`)
+ * and it becomes the context's cause, in every language.
+ */
+class EndReason extends Error {
+  constructor(token, row, index) {
+    if (token !== CREATE) throw new TypeError('polyctx: the end reasons are EndReason.canceled, .clientDisconnected, ...')
+    super(row.message)
+    /** The stable lowercase name, the same in every language (`'client_disconnected'`). */
+    this.reason = row.name
+    /** The gRPC status code. */
+    this.grpcCode = row.grpcCode
+    /** The Connect error code. */
+    this.connectCode = row.connectCode
+    /** The HTTP status: 499, 503 or 504. */
+    this.httpStatus = row.httpStatus
+    reasonIndex.set(this, index)
+  }
+
+  /** Why `ctx` ended, or `null` while it is live. */
+  static of(ctx) {
+    const i = native.endReason(handle(ctx, 'EndReason.of'))
+    return i === null ? null : END_REASONS[i]
+  }
+}
+named(EndReason, 'EndReason')
+const reasonIndex = new WeakMap()
+const CREATE = Symbol('polyctx.create')
+const END_REASONS = Object.freeze(
+  withoutStacks(() => native.endReasons().map((row, i) => Object.freeze(new EndReason(CREATE, row, i)))),
+)
+for (const r of END_REASONS) {
+  const camel = r.reason.replace(/_(.)/g, (_, c) => c.toUpperCase())
+  Object.defineProperty(EndReason, camel, { value: r, enumerable: true })
+}
+Object.defineProperty(EndReason, 'all', { value: END_REASONS, enumerable: true })
+
+// The cause object of a context canceled with an end reason: the reason
+// itself, except for Go's two errors, which are contexts' own errors.
+let errorCauses = null
+function reasonCause(i) {
+  const r = END_REASONS[i]
+  if (r === EndReason.canceled || r === EndReason.deadlineExceeded) {
+    errorCauses ??= withoutStacks(() => [Object.freeze(new Canceled()), Object.freeze(new DeadlineExceeded())])
+    return errorCauses[r === EndReason.canceled ? 0 : 1]
+  }
+  return r
 }
 
 // ---------------------------------------------------------------------------
@@ -314,7 +374,6 @@ const NOT_CLONEABLE = Object.freeze({
 // ---------------------------------------------------------------------------
 // Contexts
 
-const CREATE = Symbol('polyctx.create')
 let handleOf
 let linkOf
 let isContext
@@ -380,10 +439,25 @@ class Context {
     return ms === null ? null : new Date(ms)
   }
 
-  /** The value stored under `key` by the nearest `withValue`, or `undefined`. */
+  /**
+   * The value stored under `key` by the nearest `withValue`, or `undefined`.
+   * A value stored by C reads as a string (UTF-8 bytes), a Uint8Array
+   * (other bytes) or a bigint (a pointer).
+   */
   value(key) {
-    const id = native.value(this.#h, keyHandle(key, 'value'))
-    return id === 0 ? undefined : held.get(id)
+    const v = native.value(this.#h, keyHandle(key, 'value'))
+    if (typeof v !== 'number') return v
+    return v === 0 ? undefined : held.get(v)
+  }
+
+  /**
+   * A new `ctx_t*` for this context, as a bigint, for C code in this
+   * process (see `cLibrary()`): it owns one reference, which C releases
+   * with `ctx_release`. C sees the same context: its cancellation, deadline,
+   * cause and values.
+   */
+  toC() {
+    return native.toC(this.#h)
   }
 
   /** An AbortSignal that aborts when the context is done, with `err()` as its reason. */
@@ -457,10 +531,13 @@ function cancelCauseFunc(ctx) {
 }
 
 function cancelWithCause(h, cause) {
+  const reason = cause instanceof EndReason ? reasonIndex.get(cause) : undefined
   const n =
     cause === undefined || cause === null || native.isDone(h)
       ? native.cancelCause(h, 0, null) // Go's cancel(nil); a no-op when done
-      : native.cancelCause(h, hold(cause), describe(cause))
+      : reason !== undefined
+        ? native.cancelReason(h, reason) // the core's own cause: every language sees the reason
+        : native.cancelCause(h, hold(cause), describe(cause))
   if (n !== 0) dispatch(n)
 }
 
@@ -559,6 +636,15 @@ class Key {
   toString() {
     return `Key(${this.name})`
   }
+
+  /**
+   * A new `ctx_key_t*` for this key (the same key: values stored from JS
+   * and from C under it find each other), as a bigint, for C code to
+   * release with `ctx_key_release`.
+   */
+  toC() {
+    return native.keyToC(keyHandleOf(this))
+  }
 }
 const keys = new FinalizationRegistry((k) => native.releaseKey(k))
 
@@ -573,10 +659,18 @@ function createKey(name) {
   return new Key(CREATE, name)
 }
 
-/** A child carrying `value` (any JS value) under `key`. */
+/**
+ * A child carrying `value` (any JS value) under `key`. A string is stored
+ * as UTF-8, which C code reads too; other values only JS can read.
+ */
 function withValue(parent, key, value) {
   const h = handle(parent, 'withValue')
-  return wrap(native.withValue(h, keyHandle(key, 'withValue'), hold(value)), linkOf(parent))
+  const k = keyHandle(key, 'withValue')
+  const child =
+    typeof value === 'string' && value.isWellFormed()
+      ? native.withValueText(h, k, value)
+      : native.withValue(h, k, hold(value))
+  return wrap(child, linkOf(parent))
 }
 
 /** A child that keeps `parent`'s values but is never done: no deadline, no error. */
@@ -705,6 +799,78 @@ class SignalSource {
 const collectedLinks = new FinalizationRegistry(({ source, ref }) => source.remove(ref))
 
 // ---------------------------------------------------------------------------
+// C in the same process
+
+/**
+ * The path of the shared library that exports polyctx's C ABI (`ctx_*` of
+ * include/ctx.h) in this process: this package's native module. Its
+ * symbols are made global, so a C addon or FFI library loaded after this
+ * call, built with `ctx_*` left undefined (not linked to a libctx of its
+ * own), uses the same core as JS.
+ */
+let cLibraryPath = null
+function cLibrary() {
+  return (cLibraryPath ??= native.cLibrary())
+}
+
+/** `ctx.toC()`: a new `ctx_t*` (a bigint) owning one reference, for C to release. */
+function toC(ctx) {
+  return native.toC(handle(ctx, 'toC'))
+}
+
+/**
+ * The context behind a `ctx_t*` from C (a bigint), with references of its
+ * own: the caller still owns, and releases, the handle it passed. With a
+ * `ctx_cancel_t*` too, `[ctx, cancel]`, where `cancel` cancels through it
+ * (taking a cause if C made it with a `_cause` function). The handles must
+ * be live; a dangling pointer crashes the process, as in C.
+ */
+function fromC(ptr, cancelPtr) {
+  if (typeof ptr !== 'bigint') throw invalidArg(`polyctx.fromC: ptr must be a bigint address, got ${typeName(ptr)}`)
+  if (cancelPtr !== undefined && typeof cancelPtr !== 'bigint') {
+    throw invalidArg(`polyctx.fromC: cancelPtr must be a bigint address, got ${typeName(cancelPtr)}`)
+  }
+  let h
+  try {
+    h = native.fromC(ptr, cancelPtr)
+  } catch (e) {
+    throw outOfRange(`polyctx.fromC: ${e.message}`)
+  }
+  const ctx = wrap(h, null)
+  if (cancelPtr === undefined) return ctx
+  return [ctx, native.cancelTakesCause(h) ? cancelCauseFunc(ctx) : cancelFunc(ctx)]
+}
+
+// ---------------------------------------------------------------------------
+// The current context of asynchronous code
+
+const currentStore = new AsyncLocalStorage()
+
+/**
+ * The context that `run()` (or a request middleware) made current for this
+ * asynchronous call chain; `background()` outside any.
+ */
+function current() {
+  return currentStore.getStore() ?? background()
+}
+
+/** Calls `fn(...args)` with `ctx` as `current()` there and in everything it starts. */
+function run(ctx, fn, ...args) {
+  handle(ctx, 'run')
+  if (typeof fn !== 'function') throw invalidArg(`polyctx.run: fn must be a function, got ${typeName(fn)}`)
+  return currentStore.run(ctx, fn, ...args)
+}
+
+/**
+ * What is live in the native module, process-wide: context handles (JS
+ * wrappers not yet collected), key handles, watches (signals and
+ * after-funcs waiting for a context) and deadlines armed in the core's timer.
+ */
+function stats() {
+  return native.liveCounts()
+}
+
+// ---------------------------------------------------------------------------
 // Argument errors, in Node's style
 
 function invalidArg(text) {
@@ -740,12 +906,41 @@ module.exports = {
   afterFunc,
   cause,
   fromSignal,
+  current,
+  run,
+  toC,
+  fromC,
+  cLibrary,
+  stats,
   Context,
   Key,
   ContextError,
   Canceled,
   DeadlineExceeded,
+  EndReason,
 }
+
+// What the package's other modules (wire, http, grpc, ...) use.
+Object.assign(internal, {
+  native,
+  handle,
+  handleOf,
+  linkOf,
+  isContext,
+  wrap,
+  cancelFunc,
+  cancelCauseFunc,
+  dispatch,
+  makeError,
+  withoutStacks,
+  invalidArg,
+  outOfRange,
+  typeName,
+  currentStore,
+})
+
+// polyctx.wire: loaded after the above, which it uses.
+Object.defineProperty(module.exports, 'wire', { enumerable: true, get: () => require('./wire.js') })
 
 // Test hooks (node/test, with POLYCTX_TEST_HOOKS=1 only): what no user may
 // do, since it cancels a context without its cancel function, and what the

@@ -14,11 +14,19 @@ export const {
   afterFunc,
   cause,
   fromSignal,
+  current,
+  run,
+  toC,
+  fromC,
+  cLibrary,
+  stats,
   Context,
   Key,
   ContextError,
   Canceled,
   DeadlineExceeded,
+  EndReason,
+  wire,
 } = polyctx
 
 export default polyctx

@@ -9,7 +9,24 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A trust policy (`wire::Policy`), made once and used for many requests. */
+export declare class WirePolicy {
+  /**
+   * Durations are milliseconds (null: none), checked by the JS layer to
+   * be finite and not negative.
+   */
+  constructor(internal: boolean, maxTimeoutMs: number | undefined | null, defaultTimeoutMs: number | undefined | null, baggageAllow: Array<string>, propagateTrace: boolean)
+}
+
 export declare function background(): number
+
+/** One baggage member. */
+export interface BaggageMember {
+  key: string
+  value: string
+  /** `[name, value or null]` pairs. */
+  properties: Array<Array<string | undefined | null>>
+}
 
 /**
  * Cancels without a cause. Returns how many events `drain` wrote: the
@@ -30,6 +47,15 @@ export declare function cancelCause(h: number, cause: number, text?: string | un
  */
 export declare function cancelFromThread(h: number, cause?: string | undefined | null): boolean
 
+/**
+ * Cancels `h` with the end reason at `index` as its cause; returns as
+ * `cancel` does. Only for contexts whose cancel function takes a cause.
+ */
+export declare function cancelReason(h: number, index: number): number
+
+/** Whether `h`'s cancel function records a cause (made by a `*_cause` function). */
+export declare function cancelTakesCause(h: number): boolean
+
 /** The cause: null while live, else see `events::describe_cause`. */
 export declare function cause(h: number): number | string | null
 
@@ -40,6 +66,14 @@ export declare function cause(h: number): number | string | null
 export declare const CAUSE_IS_ERR: number
 
 /**
+ * A cause that is one of the core's end reasons (`wire::END_REASONS`) is
+ * `CAUSE_REASON - i`, `i` its index in that table; so is a context error
+ * given as the cause of a context whose own error is the other one
+ * (Go's `cancel(DeadlineExceeded)`).
+ */
+export declare const CAUSE_REASON: number
+
+/**
  * In events, a cause given as text (in another language or JS
  * environment) is `CAUSE_TEXT - k`, `k` its index for `cause_text`.
  */
@@ -48,7 +82,25 @@ export declare const CAUSE_TEXT: number
 /** See `events::drain`. */
 export declare function causeText(k: number): string | null
 
+/**
+ * The path of this addon, whose `ctx_*` symbols are made global to the
+ * process, so that C libraries loaded later with those symbols undefined
+ * bind to this core (as with Python's `c_library()`).
+ */
+export declare function cLibrary(): string
+
+/** Now on the core's clock, for `extract`'s `arrived_ns`. */
+export declare function clockNs(): bigint
+
 export declare function createKey(name: string): number
+
+export declare function ctxBaggage(h: number): Array<BaggageMember>
+
+/** This hop's trace context. */
+export declare function ctxTraceContext(h: number): TraceParts | null
+
+/** The caller's trace context, when an external listener restarted the trace. */
+export declare function ctxTraceLink(h: number): TraceParts | null
 
 /** The deadline in epoch milliseconds, or null. */
 export declare function deadline(h: number): number | null
@@ -68,6 +120,26 @@ export declare function duplicate(h: number): number
 
 /** Why `ms` milliseconds is not a duration, in the core's words; null if it is one. */
 export declare function durationError(ms: number): string | null
+
+/** Why `h` ended, as an index into `end_reasons`; null while live. */
+export declare function endReason(h: number): number | null
+
+/** One row of the core's end-reason table. */
+export interface EndReasonRow {
+  /** The stable lowercase name, the same in every language. */
+  name: string
+  /** What the reason says as a cause. */
+  message: string
+  grpcCode: number
+  connectCode: string
+  httpStatus: number
+}
+
+/**
+ * The core's table, in its order (the index is what `CAUSE_REASON`,
+ * `end_reason` and `cancel_reason` use).
+ */
+export declare function endReasons(): Array<EndReasonRow>
 
 /** `ERR_NONE` while live, else `ERR_CANCELED` or `ERR_DEADLINE_EXCEEDED`. */
 export declare function err(h: number): number
@@ -91,6 +163,34 @@ export declare const EVENT_RELEASE: number
 export declare const EVENT_SIZE: number
 
 /**
+ * The request context for inbound `fields` (flat name/value pairs), a
+ * handle whose cancel function takes a cause; or why the protocol's own
+ * timeout header is malformed. `arrived_ns` (the core's clock, as
+ * `clock_ns` gives it) is when the headers arrived; null for now.
+ */
+export declare function extract(parent: number, fields: Array<string>, policy: WirePolicy, protocolName: string, arrivedNs?: bigint | undefined | null): number | Malformed
+
+/** The header value (null when empty), or the error for an invalid key. */
+export declare function formatBaggage(members: Array<BaggageMember>): string | undefined | null | Malformed
+
+export declare function formatGrpcTimeout(remainingNs: bigint): string | null
+
+export declare function formatTimeoutMs(remainingNs: bigint): string | null
+
+/**
+ * A new handle on the context behind a live `ctx_t *` (and on the cancel
+ * function behind a live `ctx_cancel_t *`, if given), holding references
+ * of its own: the caller still owns, and releases, the ones it passed.
+ */
+export declare function fromC(ctx: bigint, cancel?: bigint | undefined | null): number
+
+/**
+ * The header names the core reads, lowercase: the JS layer passes only
+ * these fields to `extract`.
+ */
+export declare function headerNames(): Array<string>
+
+/**
  * Sets up this JS environment (the main thread or a worker): `drain`
  * writes into `buffer`, and `dispatch()` is called on the JS thread when
  * other threads have queued events (see `events`). Called once by the JS
@@ -98,7 +198,19 @@ export declare const EVENT_SIZE: number
  */
 export declare function init(dispatch: (arg?: unknown) => unknown, buffer: unknown): void
 
+/**
+ * The outbound fields for `h` (flat name/value pairs), or the error code
+ * (`ERR_CANCELED`, `ERR_DEADLINE_EXCEEDED`) when it must not be sent.
+ */
+export declare function inject(h: number, policy: WirePolicy, protocolName: string): Array<string> | number
+
 export declare function isDone(h: number): boolean
+
+/**
+ * A new `ctx_key_t *` for the key behind `k` (the same key), for C to
+ * release with `ctx_key_release`.
+ */
+export declare function keyToC(k: number): bigint
 
 /** See [`LiveCounts`]. */
 export declare function liveCounts(): LiveCounts
@@ -116,10 +228,37 @@ export interface LiveCounts {
 }
 
 /**
+ * A header value that does not follow its grammar, and the error it is
+ * in each protocol.
+ */
+export interface Malformed {
+  header: string
+  value: string
+  message: string
+  grpcCode: number
+  connectCode: string
+  httpStatus: number
+}
+
+/** A new trace (random ids, sampled). */
+export declare function newTrace(): TraceParts
+
+/**
  * Returned by a `with*` call that made no context because its duration
  * was out of range; `duration_error` then says why. Never a handle.
  */
 export declare const NO_HANDLE: number
+
+export declare function parseBaggage(values: Array<string>): Array<BaggageMember>
+
+export declare function parseGrpcTimeout(value: string): bigint | undefined | null | Malformed
+
+/** `header` names the field in errors: `connect-timeout-ms`, else `request-timeout-ms`. */
+export declare function parseTimeoutMs(header: string, value: string): bigint | undefined | null | Malformed
+
+export declare function parseTraceparent(values: Array<string>): TraceParts | null
+
+export declare function parseTracestate(values: Array<string>): Array<Array<string>> | null
 
 /**
  * The process is exiting: see `events::process_exiting`. The JS layer
@@ -136,7 +275,28 @@ export declare function release(h: number): number
 
 export declare function releaseKey(k: number): void
 
+/** A new `ctx_t *` owning one reference to `h`'s context, for C to release. */
+export declare function toC(h: number): bigint
+
 export declare function todo(): number
+
+/**
+ * The trace context with these parts, if they make a valid one (lowercase
+ * hex of the right lengths, neither id all zero, flags a byte), as the
+ * core's parser judges the `traceparent` they spell.
+ */
+export declare function traceContext(traceId: string, spanId: string, flags: number): TraceParts | null
+
+/** A trace context as the JS layer holds it. */
+export interface TraceParts {
+  /** 32 lowercase hex digits. */
+  traceId: string
+  /** 16 lowercase hex digits. */
+  spanId: string
+  flags: number
+  /** The `traceparent` value. */
+  header: string
+}
 
 /**
  * Stops a watch. True if this kept it from firing; false if it has fired
@@ -144,8 +304,8 @@ export declare function todo(): number
  */
 export declare function unwatch(id: number): boolean
 
-/** The held-table id of the value under `key`, or 0. */
-export declare function value(h: number, keyHandle: number): number
+/** The value under `key` as `held::read` gives it, or 0 if none. */
+export declare function value(h: number, keyHandle: number): JsRead
 
 /**
  * Watches `h` under the JS-chosen `id`: when the context is done, `id`
@@ -154,6 +314,12 @@ export declare function value(h: number, keyHandle: number): number
  * the context is already done.
  */
 export declare function watch(h: number, id: number, signal: boolean): number
+
+/**
+ * A child of `h` with this baggage (keys checked by the JS layer with
+ * `format_baggage`).
+ */
+export declare function withBaggage(h: number, members: Array<BaggageMember>): number
 
 export declare function withCancel(parent: number): number
 
@@ -176,4 +342,14 @@ export declare function withoutCancel(parent: number): number
  */
 export declare function withTimeout(parent: number, ms: number, cause: number, text?: string | undefined | null): number
 
+/**
+ * A child of `h` whose trace context is the one these parts spell;
+ * `NO_HANDLE` if they spell none.
+ */
+export declare function withTraceContext(h: number, traceId: string, spanId: string, flags: number): number
+
+/** A child with the held value `value` under the key. */
 export declare function withValue(parent: number, keyHandle: number, value: number): number
+
+/** A child with a string under the key, stored as UTF-8 (C reads it too). */
+export declare function withValueText(parent: number, keyHandle: number, text: string): number

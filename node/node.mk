@@ -5,8 +5,10 @@
 # release `cargo build` and puts polyctx.<platform>.node in node/ (npm links
 # a local directory rather than copying it). Tests, the conformance runner,
 # the demo and the benchmarks all use that build, through `require('polyctx')`
-# / `import 'polyctx'` as a user would. node/node_modules holds only the
-# pinned dev tools (napi CLI, TypeScript), installed without scripts.
+# / `import 'polyctx'` as a user would. node/node_modules holds the pinned
+# dev tools (napi CLI, TypeScript) and what the tests run against (Express,
+# Fastify, undici, grpc-js, OpenTelemetry, koffi for the conformance
+# runner's C steps), installed without scripts.
 
 NODE ?= node
 NPM ?= npm
@@ -14,7 +16,7 @@ NODE_BUILD := $(BUILD)/node
 NODE_PROJECT := $(BUILD)/node-project
 NODE_STAMP := $(NODE_PROJECT)/.polyctx-installed
 NODE_TOOLS := $(ROOT)/node/node_modules/.polyctx-tools
-NODE_SOURCES := $(shell find $(ROOT)/node/src $(ROOT)/core/src -name '*.rs') \
+NODE_SOURCES := $(shell find $(ROOT)/node/src $(ROOT)/core/src $(ROOT)/ffi-c/src -name '*.rs') \
 	$(ROOT)/node/Cargo.toml $(ROOT)/node/build.rs $(ROOT)/node/package.json \
 	$(ROOT)/node/scripts/install.js $(ROOT)/node/scripts/platform.js $(ROOT)/core/Cargo.toml $(ROOT)/Cargo.lock
 NPM_QUIET := --no-audit --no-fund --loglevel=error
@@ -63,17 +65,17 @@ lint-node: $(NODE_TOOLS)
 
 # The tests run against the installed package; the scratch project checks
 # that both module systems find it there.
-test-node: $(NODE_STAMP)
+test-node: $(NODE_STAMP) $(NODE_TOOLS)
 	cd $(NODE_PROJECT) && $(NODE) -e "require('polyctx').background()" \
 		&& $(NODE) --input-type=module -e "import { background } from 'polyctx'; background()"
 	cd $(ROOT)/node && POLYCTX_TEST_HOOKS=1 $(NODE) --expose-gc --test --test-concurrency=2 test/*.test.mjs
 
-test-conformance-node: $(NODE_STAMP) node-link
+test-conformance-node: $(NODE_STAMP) $(NODE_TOOLS) node-link
 	$(CONFORMANCE) --lang node -- $(NODE) tests/conformance/node/runner.mjs
 
 demo-node: $(NODE_STAMP) node-link
 	@$(NODE) examples/node/fanout.mjs
 
 # Alone, with the human-readable report; `make bench` runs it beside the others.
-bench-node: $(NODE_STAMP)
+bench-node: $(NODE_STAMP) $(NODE_TOOLS)
 	$(NODE) --expose-gc node/bench/bench.mjs

@@ -2,7 +2,11 @@
 // AbortSignal.timeout, in one run: `make bench-node` (node --expose-gc).
 // Time cases are interleaved, each repeated ROUNDS times; the table shows
 // medians. Memory cases run once each, after the time cases.
-import { background, withCancel, withTimeout } from 'polyctx'
+import http from 'node:http'
+import { once } from 'node:events'
+import { background, withCancel, withTimeout, afterFunc } from 'polyctx'
+import { middleware } from 'polyctx/http'
+import { Policy } from 'polyctx/wire'
 import { livePerChild, retainedPerChild } from './memory.mjs'
 
 // `--json`: JSON lines on stdout for bench/run.py (the human report goes to stderr).
@@ -219,3 +223,87 @@ for (const [group, cases] of Object.entries(memoryCases)) {
   }
 }
 log('\n(RSS of the first memory case includes the allocator warming up; heap is the figure to compare.)')
+
+// 10,000 after-funcs on one context, then one cancel: when cancel() returns
+// and when the last function has run (on this thread, as microtasks), as
+// bench/rust and the C bench report them.
+const AFTER_FUNCS = 10_000
+async function afterFuncs() {
+  const [ctx, cancel] = withCancel(root)
+  let ran = 0
+  let allRan
+  const done = new Promise((resolve) => (allRan = resolve))
+  const fn = () => {
+    if (++ran === AFTER_FUNCS) allRan()
+  }
+  for (let i = 0; i < AFTER_FUNCS; i++) afterFunc(ctx, fn)
+  const t = process.hrtime.bigint()
+  cancel()
+  const returned = Number(process.hrtime.bigint() - t)
+  await done
+  return [returned, Number(process.hrtime.bigint() - t)]
+}
+
+const afterRounds = []
+for (let round = 0; round < ROUNDS; round++) afterRounds.push(await afterFuncs())
+const returnedNs = median(afterRounds.map((r) => r[0]))
+const allRanNs = median(afterRounds.map((r) => r[1]))
+log('\n10k after-funcs on one context (ms)')
+log(`  ${'cancel returns'.padEnd(48)} ${(returnedNs / 1e6).toFixed(2).padStart(8)} ms`)
+log(`  ${'all have run'.padEnd(48)} ${(allRanNs / 1e6).toFixed(2).padStart(8)} ms`)
+emit('10k after-funcs: cancel returns', 'polyctx', 'ns_per_op', returnedNs)
+emit('10k after-funcs: all have run', 'polyctx', 'ns_per_op', allRanNs)
+
+// Per request, over real connections on loopback: a node:http server whose
+// handler needs a per-request cancellation signal. The plain way: an
+// AbortController aborted on res 'close' (no budget, no end reason). Ours: polyctx/http's middleware
+// (headers read under a policy, the budget armed, current() set, the end
+// reason recorded). The difference is the middleware's cost per request.
+const REQUESTS = QUICK ? 2_000 : 10_000
+async function serve(handle) {
+  const server = http.createServer(handle)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
+  const get = () =>
+    new Promise((resolve, reject) =>
+      http
+        .get({ port: server.address().port, agent, headers: { 'request-timeout-ms': '5000' } }, (res) => res.resume().on('end', resolve))
+        .on('error', reject),
+    )
+  const t = process.hrtime.bigint()
+  for (let sent = 0; sent < REQUESTS; sent += 8) await Promise.all(Array.from({ length: 8 }, get))
+  const ns = Number(process.hrtime.bigint() - t) / REQUESTS
+  agent.destroy()
+  server.closeAllConnections()
+  server.close()
+  return ns
+}
+const plainHandler = (req, res) => {
+  const controller = new AbortController()
+  res.once('close', () => controller.abort())
+  void controller.signal
+  res.end('ok')
+}
+const use = middleware({ policy: Policy.internal() })
+const polyctxHandler = (req, res) =>
+  use(req, res, () => {
+    void req.ctx.signal
+    res.end('ok')
+  })
+const perRequest = { plain: [], polyctx: [] }
+await serve(plainHandler) // warm-up, not counted
+await serve(polyctxHandler)
+for (let round = 0; round < ROUNDS; round++) {
+  // Alternating which goes first, so neither always runs on a warmer machine.
+  const order = round % 2 === 0 ? ['plain', 'polyctx'] : ['polyctx', 'plain']
+  for (const which of order) perRequest[which].push(await serve(which === 'plain' ? plainHandler : polyctxHandler))
+}
+const plainNs = median(perRequest.plain)
+const oursNs = median(perRequest.polyctx)
+log(`\nper request over node:http on loopback (${REQUESTS} requests, 8 at a time; us)`)
+log(`  ${'AbortController aborted on res close'.padEnd(48)} ${(plainNs / 1e3).toFixed(1).padStart(8)} us`)
+log(`  ${'polyctx/http middleware'.padEnd(48)} ${(oursNs / 1e3).toFixed(1).padStart(8)} us`)
+log(`  ${'difference (the middleware\'s cost)'.padEnd(48)} ${((oursNs - plainNs) / 1e3).toFixed(1).padStart(8)} us`)
+emit('per request: node:http + context', 'polyctx', 'ns_per_op', oursNs)
+emit('per request: node:http + context', 'AbortController on res close', 'ns_per_op', plainNs)

@@ -33,11 +33,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::*;
 use napi::sys;
+use polyctx::wire::{EndReason, END_REASONS};
 use polyctx::{Context, Error as CtxError, Registration};
 
 use crate::held::JsCause;
 use crate::protocol::{
-    CAUSE_IS_ERR, CAUSE_TEXT, ERR_CANCELED, ERR_DEADLINE_EXCEEDED, ERR_NONE, EVENT_RELEASE, EVENT_SIZE,
+    CAUSE_IS_ERR, CAUSE_REASON, CAUSE_TEXT, ERR_CANCELED, ERR_DEADLINE_EXCEEDED, ERR_NONE, EVENT_RELEASE, EVENT_SIZE,
 };
 
 #[derive(Clone, Copy)]
@@ -371,12 +372,18 @@ pub(crate) fn err_code(ctx: &Context) -> u32 {
     }
 }
 
-/// A cause as the JS layer reads it: a held-table id (> 0), `CAUSE_IS_ERR`
-/// for the context's own error, or the text of a cause given in another
-/// language or environment.
-pub(crate) fn describe_cause(cause: &polyctx::Cause) -> Either<f64, String> {
-    if cause.as_context_error().is_some() {
-        return Either::A(CAUSE_IS_ERR.into());
+/// A cause of `ctx` as the JS layer reads it: a held-table id (> 0),
+/// `CAUSE_IS_ERR` for the context's own error, `CAUSE_REASON - i` for an
+/// end reason, or the text of a cause given in another language or environment.
+pub(crate) fn describe_cause(cause: &polyctx::Cause, ctx: &Context) -> Either<f64, String> {
+    let reason = match cause.as_context_error() {
+        Some(e) if Some(e) == ctx.err() => return Either::A(CAUSE_IS_ERR.into()),
+        Some(CtxError::Canceled) => Some(EndReason::Canceled),
+        Some(CtxError::DeadlineExceeded) => Some(EndReason::DeadlineExceeded),
+        None => cause.downcast_ref::<EndReason>().copied(),
+    };
+    if let Some(i) = reason.and_then(|r| END_REASONS.iter().position(|&x| x == r)) {
+        return Either::A(f64::from(CAUSE_REASON) - i as f64);
     }
     match cause.payload::<JsCause>().and_then(JsCause::local_id) {
         Some(id) => Either::A(id),
@@ -415,7 +422,7 @@ pub(crate) fn drain() -> u32 {
                     continue; // stopped after it fired
                 };
                 WATCH_COUNT.fetch_sub(1, Ordering::Relaxed);
-                let cause = match polyctx::cause(&watch.ctx).map(|c| describe_cause(&c)) {
+                let cause = match polyctx::cause(&watch.ctx).map(|c| describe_cause(&c, &watch.ctx)) {
                     Some(Either::A(n)) => n,
                     Some(Either::B(text)) => {
                         texts.push(text);

@@ -19,9 +19,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use polyctx::{AnyCancelFunc, Context, Key};
-
-use crate::held::JsValue;
+use polyctx::{AnyCancelFunc, Context, ForeignValue, Key};
 
 /// What one JS `Context` wrapper owns.
 pub(crate) struct Entry {
@@ -100,7 +98,7 @@ thread_local! {
     static ENTRIES: LiveSet<Entry> = const {
         LiveSet { boxes: RefCell::new(Vec::new()), count: &ENTRY_COUNT }
     };
-    static KEYS: LiveSet<Key<JsValue>> = const {
+    static KEYS: LiveSet<Key<ForeignValue>> = const {
         LiveSet { boxes: RefCell::new(Vec::new()), count: &KEY_COUNT }
     };
     /// Set once this thread's environment has shut down (invariant 2).
@@ -146,20 +144,20 @@ pub(crate) fn entry(h: f64) -> &'static Entry {
     unsafe { &(*from_number::<Boxed<Entry>>(h)).value }
 }
 
-pub(crate) fn key_into_raw(key: Key<JsValue>) -> f64 {
+pub(crate) fn key_into_raw(key: Key<ForeignValue>) -> f64 {
     KEYS.with(|live| live.insert(key))
 }
 
 /// The key behind a live key handle.
-pub(crate) fn key(k: f64) -> &'static Key<JsValue> {
+pub(crate) fn key(k: f64) -> &'static Key<ForeignValue> {
     // SAFETY: as for `entry`.
-    unsafe { &(*from_number::<Boxed<Key<JsValue>>>(k)).value }
+    unsafe { &(*from_number::<Boxed<Key<ForeignValue>>>(k)).value }
 }
 
 /// # Safety
 /// `k` must be a live key handle; it is dead afterwards. `None` as for
 /// [`Entry::from_raw`].
-pub(crate) unsafe fn key_from_raw(k: f64) -> Option<Key<JsValue>> {
+pub(crate) unsafe fn key_from_raw(k: f64) -> Option<Key<ForeignValue>> {
     // SAFETY: as the caller promises.
     (!is_closed()).then(|| KEYS.with(|live| unsafe { live.remove(k) }))
 }

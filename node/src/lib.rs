@@ -14,10 +14,14 @@
 //! - How cancellation reaches JS (abort signals, after-funcs) and how JS
 //!   values are released is in `events`.
 
+// `pub` like the functions at the root, whose registration napi generates
+// outside test builds: so that `cargo test` does not see them as unused.
+pub mod cabi;
 mod events;
 mod handle;
 mod held;
 mod protocol;
+pub mod wire;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -25,7 +29,7 @@ use polyctx::clock::{self, DurationError};
 use polyctx::{Cause, Context, Key};
 
 use crate::handle::{entry, key, Entry};
-use crate::held::{JsCause, JsValue};
+use crate::held::JsCause;
 use crate::protocol::NO_HANDLE;
 
 /// Sets up this JS environment (the main thread or a worker): `drain`
@@ -106,10 +110,19 @@ pub fn duration_error(ms: f64) -> Option<String> {
         .map(DurationError::to_string)
 }
 
+/// A child with the held value `value` under the key.
 #[napi]
 pub fn with_value(parent: f64, key_handle: f64, value: f64) -> f64 {
     let parent = entry(parent);
-    let ctx = polyctx::with_value(&parent.ctx, key(key_handle), JsValue::new(value));
+    let ctx = polyctx::with_value(&parent.ctx, key(key_handle), held::value_of_id(value));
+    Entry::into_handle(ctx, None, parent.early_deadline)
+}
+
+/// A child with a string under the key, stored as UTF-8 (C reads it too).
+#[napi]
+pub fn with_value_text(parent: f64, key_handle: f64, text: String) -> f64 {
+    let parent = entry(parent);
+    let ctx = polyctx::with_value(&parent.ctx, key(key_handle), held::value_of_text(&text));
     Entry::into_handle(ctx, None, parent.early_deadline)
 }
 
@@ -191,7 +204,8 @@ pub fn deadline(h: f64) -> Option<f64> {
 /// The cause: null while live, else see `events::describe_cause`.
 #[napi]
 pub fn cause(h: f64) -> Option<Either<f64, String>> {
-    polyctx::cause(&entry(h).ctx).map(|c| events::describe_cause(&c))
+    let ctx = &entry(h).ctx;
+    polyctx::cause(ctx).map(|c| events::describe_cause(&c, ctx))
 }
 
 /// Go's `String()` of the context.
@@ -200,10 +214,10 @@ pub fn describe(h: f64) -> String {
     entry(h).ctx.to_string()
 }
 
-/// The held-table id of the value under `key`, or 0.
+/// The value under `key` as `held::read` gives it, or 0 if none.
 #[napi]
-pub fn value(h: f64, key_handle: f64) -> f64 {
-    entry(h).ctx.value(key(key_handle)).map_or(0.0, JsValue::id)
+pub fn value(h: f64, key_handle: f64) -> held::JsRead {
+    entry(h).ctx.value(key(key_handle)).map_or(Either4::A(0.0), held::read)
 }
 
 #[napi]

@@ -31,7 +31,13 @@ pub const EVENT_RELEASE: u32 = ERR_NONE;
 /// (Go's `Cause(ctx) == ctx.Err()`). Other causes are held ids (> 0) or texts.
 #[napi]
 pub const CAUSE_IS_ERR: i32 = -1;
+/// A cause that is one of the core's end reasons (`wire::END_REASONS`) is
+/// `CAUSE_REASON - i`, `i` its index in that table; so is a context error
+/// given as the cause of a context whose own error is the other one
+/// (Go's `cancel(DeadlineExceeded)`).
+#[napi]
+pub const CAUSE_REASON: i32 = -2;
 /// In events, a cause given as text (in another language or JS
 /// environment) is `CAUSE_TEXT - k`, `k` its index for `cause_text`.
 #[napi]
-pub const CAUSE_TEXT: i32 = -2;
+pub const CAUSE_TEXT: i32 = -16;

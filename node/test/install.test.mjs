@@ -49,7 +49,7 @@ test('CARGO pointing nowhere, or a failing build: says which', () => {
 test('a package without its native module says so when loaded, not "npm has a bug"', () => {
   const dir = mkdtempSync(join(tmpdir(), 'polyctx-nobinary-'))
   try {
-    for (const file of ['package.json', 'index.js', 'native.js', join('scripts', 'platform.js')]) {
+    for (const file of ['package.json', 'index.js', 'internal.js', 'native.js', join('scripts', 'platform.js')]) {
       mkdirSync(dirname(join(dir, file)), { recursive: true })
       cpSync(join(pkg, file), join(dir, file))
     }

@@ -21,6 +21,8 @@ test('the README has examples', () => {
 const dir = mkdtempSync(join(tmpdir(), 'polyctx-readme-'))
 mkdirSync(join(dir, 'node_modules'))
 symlinkSync(pkg, join(dir, 'node_modules', 'polyctx'))
+// The frameworks the service examples use, from the package's pinned dev dependencies.
+for (const name of ['express']) symlinkSync(join(pkg, 'node_modules', name), join(dir, 'node_modules', name))
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
 
 blocks.forEach((code, i) => {

@@ -37,6 +37,23 @@ impl Malformed {
     }
 }
 
+impl Malformed {
+    /// The gRPC status a malformed `grpc-timeout` fails the call with: `INTERNAL`.
+    pub fn grpc_code(&self) -> u32 {
+        13
+    }
+
+    /// The Connect error code a malformed `connect-timeout-ms` fails with.
+    pub fn connect_code(&self) -> &'static str {
+        "invalid_argument"
+    }
+
+    /// The HTTP status a malformed `request-timeout-ms` fails with.
+    pub fn http_status(&self) -> u16 {
+        400
+    }
+}
+
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "malformed {} header: {:?}", self.header, self.value)
@@ -168,6 +185,15 @@ mod tests {
         assert_eq!(format_grpc_timeout(i64::MAX).as_deref(), Some("2147483S"), "capped");
         assert_eq!(format_grpc_timeout(0), None);
         assert_eq!(format_grpc_timeout(-5), None);
+    }
+
+    #[test]
+    fn malformed_maps_to_each_protocols_error() {
+        let e = parse_grpc_timeout("1x").unwrap_err();
+        assert_eq!(
+            (e.grpc_code(), e.connect_code(), e.http_status()),
+            (13, "invalid_argument", 400)
+        );
     }
 
     #[test]
