@@ -37,13 +37,20 @@ pub(crate) fn block(ctx: &Context, deadline: Option<Instant>) -> bool {
     };
     // The context's own deadline: a waiter that wakes at it fires it
     // itself rather than wait for the timer thread to be scheduled, which
-    // on a loaded machine is a second trip through the run queue.
-    let expires = (c.deadline != clock::NEVER).then(|| clock::to_instant(c.deadline));
+    // on a loaded machine is a second trip through the run queue. Firing
+    // may find the deadline's owner already being canceled by another
+    // thread (the timer's walk, say), which then reaches this context a
+    // moment later and unparks this waiter: so keep waiting for the state.
+    let mut expires = (c.deadline != clock::NEVER).then(|| clock::to_instant(c.deadline));
     // `park` may return spuriously; only the state and the clock decide.
     while c.is_live() {
         let now = Instant::now();
         if expires.is_some_and(|e| now >= e) {
             tree::expire(&signal);
+            expires = None;
+            continue;
+        }
+        if deadline.is_some_and(|d| now >= d) {
             break;
         }
         let until = match (deadline, expires) {
@@ -52,7 +59,6 @@ pub(crate) fn block(ctx: &Context, deadline: Option<Instant>) -> bool {
         };
         match until {
             None => thread::park(),
-            Some(_) if deadline.is_some_and(|d| now >= d) => break,
             Some(u) => thread::park_timeout(u.saturating_duration_since(now)),
         }
     }
