@@ -13,10 +13,6 @@ BENCH_BUILD_TARGETS += bench-build-c
 
 .PHONY: install header-c c-stage test-c-unit test-c-valgrind test-c-asan test-c-install test-c-pipe
 
-$(C_WIRE_VECTORS): tests/wire/vectors.json ffi-c/tests/gen_wire_vectors.py
-	@mkdir -p $(C_BUILD)
-	$(PYTHON) ffi-c/tests/gen_wire_vectors.py tests/wire/vectors.json $@
-
 PREFIX ?= /usr/local
 C_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' $(ROOT)/Cargo.toml | head -1)
 C_SOMAJOR := 0
@@ -38,6 +34,11 @@ C_LINK_STAGE := -L$(C_STAGE)/lib -Wl,-rpath,$(C_STAGE)/lib -lctx -pthread
 C_VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	--show-leak-kinds=definite,indirect
 C_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+# Defined after C_WIRE_VECTORS: make expands a rule's target where it reads it.
+$(C_WIRE_VECTORS): tests/wire/vectors.json ffi-c/tests/gen_wire_vectors.py
+	@mkdir -p $(C_BUILD)
+	$(PYTHON) ffi-c/tests/gen_wire_vectors.py tests/wire/vectors.json $@
 
 # $(call c_install,CARGO_TARGET_DIR_WITH_PROFILE,DEST_PREFIX,PC_PREFIX)
 define c_install
