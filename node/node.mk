@@ -14,6 +14,9 @@ NODE ?= node
 NPM ?= npm
 NODE_BUILD := $(BUILD)/node
 NODE_PROJECT := $(BUILD)/node-project
+# Where the conformance runner and the example run from, so that their
+# `import "polyctx"` finds this checkout without a link in the source tree.
+NODE_LINK := $(NODE_BUILD)/link
 NODE_STAMP := $(NODE_PROJECT)/.polyctx-installed
 NODE_TOOLS := $(ROOT)/node/node_modules/.polyctx-tools
 NODE_SOURCES := $(shell find $(ROOT)/node/src $(ROOT)/core/src $(ROOT)/ffi-c/src -name '*.rs') \
@@ -44,10 +47,11 @@ node-install: $(NODE_STAMP)
 
 # Where the example and the conformance runner import 'polyctx' from: the
 # same link `npm install` makes.
+# The checkout as `polyctx` for the runner and the example (see NODE_LINK).
 node-link:
-	mkdir -p examples/node/node_modules tests/conformance/node/node_modules
-	ln -sfn $(ROOT)/node examples/node/node_modules/polyctx
-	ln -sfn $(ROOT)/node tests/conformance/node/node_modules/polyctx
+	@mkdir -p $(NODE_LINK)/node_modules
+	ln -sfn $(ROOT)/node $(NODE_LINK)/node_modules/polyctx
+	cp examples/node/fanout.mjs tests/conformance/node/runner.mjs $(NODE_LINK)/
 
 # Regenerates the committed loader and typings with the pinned napi CLI.
 node-gen: $(NODE_TOOLS)
@@ -71,10 +75,10 @@ test-node: $(NODE_STAMP) $(NODE_TOOLS)
 	cd $(ROOT)/node && POLYCTX_TEST_HOOKS=1 $(NODE) --expose-gc --test --test-concurrency=2 test/*.test.mjs
 
 test-conformance-node: $(NODE_STAMP) $(NODE_TOOLS) node-link
-	$(CONFORMANCE) --lang node -- $(NODE) tests/conformance/node/runner.mjs
+	$(CONFORMANCE) --lang node -- $(NODE) $(NODE_LINK)/runner.mjs
 
 demo-node: $(NODE_STAMP) node-link
-	@$(NODE) examples/node/fanout.mjs
+	@$(NODE) $(NODE_LINK)/fanout.mjs
 
 # Alone, with the human-readable report; `make bench` runs it beside the others.
 bench-node: $(NODE_STAMP) $(NODE_TOOLS)
