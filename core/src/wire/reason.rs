@@ -88,14 +88,15 @@ impl EndReason {
         }
     }
 
-    /// Why `ctx` ended: its cause when that is an end reason, else its
-    /// error; `None` while it is live.
+    /// Why `ctx` ended: its cause when that is an end reason or a context
+    /// error (so `cancel(Some(EndReason::DeadlineExceeded.cause()))` reads
+    /// back as `DeadlineExceeded`), else its error; `None` while it is live.
     pub fn of(ctx: &Context) -> Option<EndReason> {
         let cause = crate::cause(ctx)?;
         if let Some(reason) = cause.downcast_ref::<EndReason>() {
             return Some(*reason);
         }
-        Some(match ctx.err()? {
+        Some(match cause.as_context_error().or_else(|| ctx.err())? {
             Error::Canceled => EndReason::Canceled,
             Error::DeadlineExceeded => EndReason::DeadlineExceeded,
         })
@@ -134,6 +135,9 @@ mod tests {
         assert_eq!(EndReason::of(&late).map(EndReason::http_status), Some(504));
         for r in END_REASONS {
             assert_eq!(EndReason::from_name(r.name()), Some(r));
+            let (ctx, cancel) = with_cancel_cause(&Context::background());
+            cancel.cancel(Some(r.cause()));
+            assert_eq!(EndReason::of(&ctx), Some(r), "every reason's cause reads back as itself");
         }
         assert_eq!(EndReason::ServerShutdown.grpc_code(), 14);
     }
