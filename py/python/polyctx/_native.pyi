@@ -10,8 +10,8 @@ from typing import Any, Generic, Literal, NoReturn, final
 
 from typing_extensions import Self, TypeVar
 
-from polyctx._pair import CancelCausePair, CancelPair
-from polyctx._wiretypes import BaggageEntry
+from ._pair import CancelCausePair, CancelPair
+from ._wiretypes import BaggageEntry
 
 __all__ = [
     "CancelCauseFunc",
