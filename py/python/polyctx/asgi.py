@@ -35,6 +35,7 @@ from ._counters import RequestCounters
 from ._errors import ClientDisconnected, ContextError, MalformedHeader, RequestFinished, ServerShutdown
 from ._native import CancelCauseFunc, Context, background, with_cancel_cause
 from ._native import scope as task_scope
+from ._otelmode import policy_for_now
 from .wire import EndReason, Policy, extract
 
 __all__ = ["PolyctxMiddleware", "RequestCounters"]
@@ -50,7 +51,8 @@ class PolyctxMiddleware:
     """Gives each HTTP request of `app` its context; see the module's doc.
 
     - `policy`: how much the callers are trusted (`Policy.external()` by
-      default: budgets clamped to 300 s, 30 s when none is sent).
+      default: budgets clamped to 300 s, 30 s when none is sent). Once an
+      OpenTelemetry SDK is set up, trace context and baggage are left to it.
     - `protocol`: which timeout header is the callers' own ("http":
       `request-timeout-ms`; "connect": `connect-timeout-ms`); a malformed
       one is answered with 400.
@@ -72,6 +74,7 @@ class PolyctxMiddleware:
     ) -> None:
         self.app = app
         self.policy = Policy.external() if policy is None else policy
+        self._quiet = self.policy.with_propagate_trace(False)
         self.protocol: Literal["http", "grpc", "connect"] = protocol
         self.cancel_handler = cancel_handler
         self.counters = RequestCounters() if counters is None else counters
@@ -113,7 +116,7 @@ class PolyctxMiddleware:
             ctx, cancel = extract(
                 self._server,
                 scope["headers"],
-                self.policy,
+                policy_for_now(self.policy, self._quiet),
                 protocol=self.protocol,
                 arrived_ns=arrived,
             )

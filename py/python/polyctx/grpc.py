@@ -38,6 +38,7 @@ from ._asyncio import current, use
 from ._counters import RequestCounters
 from ._errors import ContextError, PeerCanceled, RequestFinished
 from ._native import CancelCauseFunc, Context, after_func, background, loop_after_func
+from ._otelmode import policy_for_now
 from .wire import EndReason, Policy, extract, format_grpc_timeout, inject, parse_grpc_timeout
 
 __all__ = [
@@ -68,7 +69,7 @@ def _outbound(
     timeout cut to the budget. Raises the context's error when no time is left."""
     pairs: list[tuple[str, str | bytes]] = list(metadata or ())
     headers: list[tuple[str, str]] = []
-    inject(ctx, headers, policy, protocol="grpc")
+    inject(ctx, headers, policy_for_now(policy, policy.with_propagate_trace(False)), protocol="grpc")
     for name, value in headers:
         if name == "grpc-timeout":  # the call's timeout: grpcio sends it itself
             budget = (parse_grpc_timeout(value) or 0) / 1e9
@@ -215,6 +216,7 @@ class _Call:
             headers.append(("grpc-timeout", format_grpc_timeout(int(remaining * 1e9)) or "0n"))
         self.ctx: Context
         self._cancel: CancelCauseFunc
+        policy = policy_for_now(policy, policy.with_propagate_trace(False))
         self.ctx, self._cancel = extract(parent, headers, policy, protocol="grpc")
         self._finished = False
         self._counters = counters

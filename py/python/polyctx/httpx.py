@@ -34,6 +34,7 @@ from ._counters import RequestCounters
 from ._errors import DeadlineExceeded
 from ._native import Context, after_func
 from ._native import scope as task_scope
+from ._otelmode import policy_for_now
 from .wire import EndReason, Policy, inject
 
 __all__ = ["AsyncTransport", "RequestCounters", "Transport"]
@@ -50,6 +51,7 @@ class _Base:
         counters: RequestCounters | None,
     ) -> None:
         self.policy = Policy.external() if policy is None else policy
+        self._quiet = self.policy.with_propagate_trace(False)
         self.protocol: Literal["http", "grpc", "connect"] = protocol
         self.counters = RequestCounters() if counters is None else counters
 
@@ -59,7 +61,9 @@ class _Base:
             ctx = current()
         elif not isinstance(ctx, Context):
             raise TypeError(f'extensions["{CONTEXT}"] must be a polyctx.Context, not {type(ctx).__name__}')
-        inject(ctx, request.headers, self.policy, protocol=self.protocol)  # raises when no time is left
+        inject(
+            ctx, request.headers, policy_for_now(self.policy, self._quiet), protocol=self.protocol
+        )  # raises when no time is left
         self.counters.begin()
         return ctx
 
