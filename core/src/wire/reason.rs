@@ -137,7 +137,11 @@ mod tests {
             assert_eq!(EndReason::from_name(r.name()), Some(r));
             let (ctx, cancel) = with_cancel_cause(&Context::background());
             cancel.cancel(Some(r.cause()));
-            assert_eq!(EndReason::of(&ctx), Some(r), "every reason's cause reads back as itself");
+            assert_eq!(
+                EndReason::of(&ctx),
+                Some(r),
+                "every reason's cause reads back as itself"
+            );
         }
         assert_eq!(EndReason::ServerShutdown.grpc_code(), 14);
     }
