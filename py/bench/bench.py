@@ -446,6 +446,7 @@ def _serve(kind: str) -> None:
     app = PolyctxMiddleware(_plain_app) if kind == "polyctx" else _plain_app
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections wait in the backlog until uvicorn is up
     print(sock.getsockname()[1], flush=True)
     uvicorn.Server(uvicorn.Config(app, http="httptools", log_level="warning", lifespan="off")).run(sockets=[sock])
 

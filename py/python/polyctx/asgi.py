@@ -125,7 +125,7 @@ class PolyctxMiddleware:
             return
         request = _Request(receive, send, cancel)
         self.counters.begin()
-        pump = asyncio.ensure_future(request.pump())
+        pump = asyncio.get_running_loop().create_task(request.pump())
         try:
             with use(ctx):
                 if self.cancel_handler:
@@ -154,45 +154,52 @@ class _Request:
     messages one ahead of the app, so that a disconnect is seen the moment
     it happens, not when the app next reads."""
 
-    __slots__ = ("_cancel", "_messages", "_ready", "_receive", "_send", "_taken", "complete", "started")
+    __slots__ = ("_cancel", "_messages", "_receive", "_send", "_waiters", "complete", "started")
 
     def __init__(self, receive: Receive, send: Send, cancel: CancelCauseFunc) -> None:
         self._receive = receive
         self._send = send
         self._cancel = cancel
         self._messages: deque[Message] = deque()
-        self._ready = asyncio.Event()  # a message is waiting for the app
-        self._taken = asyncio.Event()  # the app took the last one
+        # Who waits: the app's receivers for a message, or the pump for the
+        # app to take the one it holds (never both). Made only when needed.
+        self._waiters: list[asyncio.Future[None]] = []
         self.started = False
         self.complete = False
+
+    def _wake(self) -> None:
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     async def pump(self) -> None:
         while True:
             message = await self._receive()
+            self._messages.append(message)
+            self._wake()
             if message["type"] == "http.disconnect":
                 # A server reports a finished response and shutdown this way too.
                 if not self.complete:
                     self._cancel(ClientDisconnected())
-                self._put(message)
                 return
-            self._put(message)
-            if message.get("more_body", False):
-                # One ahead, no more: a body the app does not read stays unread.
-                self._taken.clear()
-                await self._taken.wait()
-
-    def _put(self, message: Message) -> None:
-        self._messages.append(message)
-        self._ready.set()
+            # One ahead, no more: a body the app does not read stays unread.
+            while message.get("more_body", False) and self._messages:
+                await self._wait()
 
     async def receive(self) -> Message:
         while not self._messages:
-            self._ready.clear()
-            await self._ready.wait()
+            await self._wait()
         message = self._messages[0]
         if message["type"] != "http.disconnect":  # repeated to every later call
             self._messages.popleft()
-            self._taken.set()
+            self._wake()
         return message
 
     async def send(self, message: Message) -> None:

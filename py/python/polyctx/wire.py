@@ -123,7 +123,7 @@ class EndReason(enum.Enum):
         """Why `ctx` ended: its cause when that is an end reason (set in any
         language), else its error; None while it is live."""
         name = _native.end_reason(ctx)
-        return None if name is None else cls(name)
+        return None if name is None else _BY_NAME[name]
 
 
 def end_reason(ctx: Context) -> EndReason | None:
@@ -136,6 +136,8 @@ _TABLE: dict[str, tuple[int, str, int]] = {
 }
 if set(_TABLE) != {r.value for r in EndReason}:  # pragma: no cover - the core's table changed
     raise ImportError(f"polyctx.wire.EndReason does not match the core's end reasons {sorted(_TABLE)}")
+
+_BY_NAME: dict[str, EndReason] = {r.value: r for r in EndReason}
 
 _CAUSES: dict[str, type[BaseException]] = {
     "canceled": Canceled,
