@@ -210,6 +210,7 @@ def test_cancel_handler_option(parser: str):
     events, counters = Events(), RequestCounters()
 
     async def slow(request: Request) -> Response:
+        events.set("slow.started")
         try:
             await asyncio.sleep(30)
         finally:
@@ -224,8 +225,12 @@ def test_cancel_handler_option(parser: str):
         status, body = get(url, "/slow", {"request-timeout-ms": "100"})
         assert (status, body) == (504, b"context deadline exceeded")
         events.wait("slow.ended")
+        events.event("slow.started").clear()
+        events.event("slow.ended").clear()
         sock = raw_request(url, "/slow")
+        events.wait("slow.started")
         sock.close()
+        events.wait("slow.ended")
         assert counters.wait_idle(10)
     assert counters.ended() == {"deadline_exceeded": 1, "client_disconnected": 1}
 
