@@ -22,6 +22,7 @@ BENCH_BUILD_TARGETS :=
 # A missing fragment is an error, not a surface silently skipped.
 include ffi-c/c.mk
 include py/py.mk
+include tests/interop/interop.mk
 include node/node.mk
 include bench/bench.mk
 

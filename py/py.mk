@@ -28,7 +28,7 @@ TEST_TARGETS += test-py test-conformance-py
 DEMO_TARGETS += demo-py demo-polyglot
 BENCH_BUILD_TARGETS += venv-py
 
-$(PY_VENV)/.tools: $(ROOT)/py/requirements-dev.txt
+$(PY_VENV)/.tools: $(ROOT)/py/requirements-dev.txt $(ROOT)/py/requirements-test.txt
 	$(PYTHON) -m venv $(PY_VENV)
 	$(PY) -m pip install -q -r $(ROOT)/py/requirements-dev.txt
 	touch $@

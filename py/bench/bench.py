@@ -381,10 +381,135 @@ def bench_sync() -> None:
         emit(op, "polyctx", statistics.median(results[name]))
 
 
+# -- after-funcs at scale -------------------------------------------------------
+
+
+def after_funcs_once(count: int) -> tuple[float, float]:
+    """`count` after_funcs on one context, one cancel: (when the cancel
+    returned, when every function had run), in seconds from the cancel."""
+    ctx, cancel = with_cancel(background())
+    ran = [0]
+    all_ran = threading.Event()
+    lock = threading.Lock()
+
+    def fn() -> None:
+        with lock:
+            ran[0] += 1
+            if ran[0] == count:
+                all_ran.set()
+
+    stops = [polyctx.after_func(ctx, fn) for _ in range(count)]
+    began = time.perf_counter()
+    cancel()
+    returned = time.perf_counter() - began
+    if not all_ran.wait(60):
+        raise RuntimeError(f"only {ran[0]} of {count} after-funcs ran within a minute")
+    finished = time.perf_counter() - began
+    del stops
+    return returned, finished
+
+
+def bench_after_funcs() -> None:
+    count = 10_000
+    samples = [after_funcs_once(count) for _ in range(REPS)]
+    returned = statistics.median(s[0] for s in samples)
+    ran = statistics.median(s[1] for s in samples)
+    say(f"{count:,} after-funcs on one context (each a Python call on a pool thread):")
+    say(f"  {'cancel returns':<46} {returned * 1e3:8.2f} ms")
+    say(f"  {'all have run':<46} {ran * 1e3:8.2f} ms   (target: <= 200 ms)")
+    say(f"  {'worst run, all have run':<46} {max(s[1] for s in samples) * 1e3:8.2f} ms")
+    emit("10k after-funcs: cancel returns", "polyctx", returned)
+    emit("10k after-funcs: all have run", "polyctx", ran)
+
+
+# -- per-request overhead in a real server --------------------------------------
+
+
+async def _plain_app(
+    scope: dict[str, object], receive: Callable[[], Awaitable[object]], send: Callable[[object], Awaitable[None]]
+) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _serve(kind: str) -> None:
+    """The server process of the overhead bench: uvicorn (httptools) on a
+    port the kernel picks, printed on stdout; runs until killed."""
+    import socket
+
+    import uvicorn
+
+    from polyctx.asgi import PolyctxMiddleware
+
+    app = PolyctxMiddleware(_plain_app) if kind == "polyctx" else _plain_app
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections wait in the backlog until uvicorn is up
+    print(sock.getsockname()[1], flush=True)
+    uvicorn.Server(uvicorn.Config(app, http="httptools", log_level="warning", lifespan="off")).run(sockets=[sock])
+
+
+def _requests(port: int, n: int) -> float:
+    """`n` keep-alive GETs one after another; seconds per request."""
+    import socket
+
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\nRequest-Timeout-Ms: 5000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        began = time.perf_counter()
+        for _ in range(n):
+            sock.sendall(request)
+            data = b""
+            while not data.endswith(b"ok"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise RuntimeError("server closed the connection")
+                data += chunk
+        return (time.perf_counter() - began) / n
+
+
+def bench_asgi_overhead() -> None:
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError:
+        say("per-request overhead: skipped (uvicorn is not installed)")
+        return
+    import subprocess
+
+    servers = {}
+    try:
+        for kind in ("plain", "polyctx"):
+            proc = subprocess.Popen([sys.executable, __file__, "--serve", kind], stdout=subprocess.PIPE, text=True)
+            assert proc.stdout is not None
+            servers[kind] = (proc, int(proc.stdout.readline()))
+        n = 2_000
+        for port in (p for _, p in servers.values()):
+            _requests(port, 200)  # warm up
+        results = interleave({kind: (lambda port=port: _requests(port, n)) for kind, (_, port) in servers.items()})
+    finally:
+        for proc, _ in servers.values():
+            proc.kill()
+            proc.wait()
+    plain, mine = statistics.median(results["plain"]), statistics.median(results["polyctx"])
+    say("per-request overhead, uvicorn (httptools) + a trivial ASGI app, sequential keep-alive requests:")
+    say(f"  {'without the middleware':<46} {plain * 1e6:8.1f} µs per request")
+    say(f"  {'with PolyctxMiddleware (budget header sent)':<46} {mine * 1e6:8.1f} µs per request")
+    say(f"  -> the middleware adds {(mine - plain) * 1e6:.1f} µs per request ({mine / plain:.2f}x)")
+    emit("per-request, uvicorn + ASGI app", "without middleware", plain)
+    emit("per-request, uvicorn + ASGI app", "PolyctxMiddleware", mine)
+
+
 def main() -> None:
     global AREA
+    if sys.argv[1:2] == ["--serve"]:
+        _serve(sys.argv[2])
+        return
     say(f"polyctx bench: Python {sys.version.split()[0]}, medians of {REPS} interleaved runs")
     bench_sync()
+    bench_after_funcs()
+    bench_asgi_overhead()
     for loop_name, factory in [("asyncio", asyncio.new_event_loop), ("uvloop", _uvloop_factory())]:
         if factory is None:
             continue

@@ -27,6 +27,16 @@ fn error_type(py: Python<'_>, error: Error) -> PyResult<&Bound<'_, PyType>> {
     }
 }
 
+/// The context error a Python exception is an instance of, if any.
+pub(crate) fn context_error_of(exc: &Bound<'_, PyAny>) -> PyResult<Option<Error>> {
+    for error in [Error::DeadlineExceeded, Error::Canceled] {
+        if exc.is_instance(error_type(exc.py(), error)?)? {
+            return Ok(Some(error));
+        }
+    }
+    Ok(None)
+}
+
 /// A new `Canceled` or `DeadlineExceeded` instance, with Go's message.
 pub(crate) fn error_object(py: Python<'_>, error: Error) -> PyResult<Bound<'_, PyAny>> {
     let message = match error {
@@ -50,6 +60,9 @@ pub(crate) fn cause_from_py(cause: Option<&Bound<'_, PyAny>>) -> PyResult<Option
         return Err(PyTypeError::new_err(format!(
             "cause must be an exception instance or None, not {what}"
         )));
+    }
+    if let Some(reason) = crate::wire::reason_cause(exc)? {
+        return Ok(Some(reason));
     }
     Ok(Some(Cause::with_payload(
         message_of(exc),
@@ -84,6 +97,9 @@ pub(crate) fn cause_to_py<'py>(py: Python<'py>, cause: &Cause) -> PyResult<Bound
     }
     if let Some(e) = cause.as_context_error() {
         return error_object(py, e);
+    }
+    if let Some(exc) = crate::wire::reason_exception(py, cause)? {
+        return Ok(exc);
     }
     let ty = FOREIGN_CAUSE.import(py, "polyctx._errors", "ForeignCause")?;
     ty.call1((PyString::new(py, &cause.to_string()), cause.code()))

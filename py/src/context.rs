@@ -517,6 +517,21 @@ fn pair<'py>(
     }
 }
 
+/// The pair for a request node derived (through the core) from `parent`,
+/// whose cancel function takes a cause.
+pub(crate) fn cause_pair<'py>(
+    parent: &Bound<'py, Context>,
+    ctx: polyctx::Context,
+    cancel: polyctx::CancelCauseFunc,
+) -> PyResult<Bound<'py, PyAny>> {
+    pair(parent, (ctx, cancel.into()), None)
+}
+
+/// The owner of a node that holds no Python object, derived from `parent`.
+pub(crate) fn derived(parent: &Bound<'_, Context>, inner: polyctx::Context) -> Context {
+    Context::owner(inner, parent, None, None)
+}
+
 static BACKGROUND: PyOnceLock<Py<Context>> = PyOnceLock::new();
 static TODO: PyOnceLock<Py<Context>> = PyOnceLock::new();
 

@@ -10,6 +10,7 @@ mod context;
 mod gc;
 mod scope;
 mod waker;
+mod wire;
 
 use pyo3::prelude::*;
 
@@ -35,5 +36,26 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(after::after_func, m)?)?;
     m.add_function(wrap_pyfunction!(after::loop_after_func, m)?)?;
     m.add_function(wrap_pyfunction!(cancel::_track_origins, m)?)?;
+    m.add_class::<wire::TraceContext>()?;
+    m.add_class::<wire::Policy>()?;
+    m.add_function(wrap_pyfunction!(wire::parse_grpc_timeout, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::format_grpc_timeout, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::parse_timeout_ms, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::format_timeout_ms, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::parse_traceparent, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::parse_tracestate, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::parse_baggage, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::format_baggage, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::extract, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::inject, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::trace_context, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::trace_link, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::tracestate, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::baggage, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::with_trace_context, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::with_baggage, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::end_reasons, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::end_reason, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::end_reason_message, m)?)?;
     Ok(())
 }

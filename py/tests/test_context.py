@@ -257,6 +257,28 @@ def test_after_func_runs_once_on_its_own_thread():
     assert stop() is False
 
 
+def test_after_funcs_that_wait_for_each_other_all_run():
+    """Python after-funcs run in batches under one GIL hold; one that blocks
+    (releasing the GIL) must not hold up those queued behind it."""
+    ctx, cancel = with_cancel(background())
+    last = threading.Event()
+    finished = []
+    all_done = threading.Event()
+
+    def note(what):
+        finished.append(what)
+        if len(finished) == 52:
+            all_done.set()
+
+    after_func(ctx, lambda: note(("first", last.wait(LONG))))
+    for i in range(50):
+        after_func(ctx, lambda i=i: note(i))
+    after_func(ctx, lambda: (last.set(), note("last")))
+    cancel()
+    assert all_done.wait(LONG)
+    assert ("first", True) in finished
+
+
 def test_after_func_stop_before_cancel():
     ctx, cancel = with_cancel(background())
     ran = threading.Event()

@@ -88,8 +88,9 @@ impl EndReason {
         }
     }
 
-    /// Why `ctx` ended: its cause when that is an end reason, else its
-    /// error; `None` while it is live.
+    /// Why `ctx` ended: its cause when that is an end reason or a context
+    /// error (so `cancel(Some(EndReason::DeadlineExceeded.cause()))` reads
+    /// back as `DeadlineExceeded`), else its error; `None` while it is live.
     pub fn of(ctx: &Context) -> Option<EndReason> {
         let cause = crate::cause(ctx)?;
         if let Some(reason) = cause.downcast_ref::<EndReason>() {

@@ -11,6 +11,9 @@ asyncio glue (`scope`, `current`, `use`, `await ctx.done()`).
 
 from __future__ import annotations
 
+# `polyctx.wire` needs only the core; the integrations (polyctx.asgi,
+# .httpx, .grpc, .otel) are imported by name, each needing its library.
+from . import wire
 from ._asyncio import current, use
 from ._c import CALLBACK, CLibrary, c_library
 from ._errors import Canceled, ContextError, DeadlineExceeded, ForeignCause
@@ -60,6 +63,7 @@ __all__ = [
     "scope",
     "todo",
     "use",
+    "wire",
     "with_cancel",
     "with_cancel_cause",
     "with_deadline",

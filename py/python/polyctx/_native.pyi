@@ -3,34 +3,56 @@ module by `python -m mypy.stubtest polyctx._native` in `make test`, and used
 by mypy --strict and pyright (`tests/typing/`)."""
 
 from asyncio import AbstractEventLoop, Future
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Generic, NoReturn, final
+from typing import Any, Generic, Literal, NoReturn, final
 
 from typing_extensions import Self, TypeVar
 
-from polyctx._pair import CancelCausePair, CancelPair
+from ._pair import CancelCausePair, CancelPair
+from ._wiretypes import BaggageEntry
 
 __all__ = [
     "CancelCauseFunc",
     "CancelFunc",
     "Context",
     "Key",
+    "Policy",
     "StopFunc",
+    "TraceContext",
     "Waker",
     "__version__",
     "_track_origins",
     "after_func",
     "background",
+    "baggage",
     "cause",
+    "end_reason",
+    "end_reason_message",
+    "end_reasons",
+    "extract",
+    "format_baggage",
+    "format_grpc_timeout",
+    "format_timeout_ms",
+    "inject",
     "loop_after_func",
+    "parse_baggage",
+    "parse_grpc_timeout",
+    "parse_timeout_ms",
+    "parse_traceparent",
+    "parse_tracestate",
     "scope",
     "todo",
+    "trace_context",
+    "trace_link",
+    "tracestate",
+    "with_baggage",
     "with_cancel",
     "with_cancel_cause",
     "with_deadline",
     "with_timeout",
+    "with_trace_context",
     "with_value",
     "without_cancel",
 ]
@@ -119,3 +141,93 @@ def cause(ctx: Context) -> BaseException | None: ...
 def after_func(ctx: Context, fn: Callable[[], object]) -> StopFunc: ...
 def loop_after_func(ctx: Context, fn: Callable[[], object]) -> StopFunc: ...
 def _track_origins(on: bool) -> bool: ...
+
+# polyctx.wire's native half (see wire.py for the public module).
+_Text = str | bytes
+_Values = str | bytes | Sequence[str | bytes] | None
+_Headers = (
+    Mapping[str, str]
+    | Mapping[bytes, bytes]
+    | Mapping[str | bytes, str | bytes]
+    | Iterable[tuple[str | bytes, str | bytes]]
+)
+_OutHeaders = MutableMapping[str, str] | list[tuple[str, str]] | list[tuple[bytes, bytes]]
+_Seconds = float | timedelta | None
+_Protocol = Literal["http", "grpc", "connect"]
+
+@final
+class TraceContext:
+    def __new__(cls, trace_id: str, span_id: str, flags: int = 1) -> TraceContext: ...
+    @staticmethod
+    def new_root() -> TraceContext: ...
+    def child(self) -> TraceContext: ...
+    @property
+    def trace_id(self) -> str: ...
+    @property
+    def span_id(self) -> str: ...
+    @property
+    def flags(self) -> int: ...
+    @property
+    def sampled(self) -> bool: ...
+    def to_header(self) -> str: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[type[TraceContext], tuple[str, str, int]]: ...
+
+@final
+class Policy:
+    @staticmethod
+    def internal(
+        max_timeout: _Seconds = None, default_timeout: _Seconds = None, *, propagate_trace: bool = True
+    ) -> Policy: ...
+    @staticmethod
+    def external(
+        max_timeout: _Seconds = 300,
+        default_timeout: _Seconds = 30,
+        baggage_allow: Sequence[str] = (),
+        *,
+        propagate_trace: bool = True,
+    ) -> Policy: ...
+    @property
+    def trust(self) -> Literal["internal", "external"]: ...
+    @property
+    def max_timeout(self) -> float | None: ...
+    @property
+    def default_timeout(self) -> float | None: ...
+    @property
+    def baggage_allow(self) -> tuple[str, ...]: ...
+    @property
+    def propagate_trace(self) -> bool: ...
+    def with_propagate_trace(self, on: bool) -> Policy: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+def parse_grpc_timeout(value: _Text) -> int | None: ...
+def format_grpc_timeout(remaining_ns: int) -> str | None: ...
+def parse_timeout_ms(value: _Text, *, header: str = "request-timeout-ms") -> int | None: ...
+def format_timeout_ms(remaining_ns: int) -> str | None: ...
+def parse_traceparent(values: _Values) -> TraceContext | None: ...
+def parse_tracestate(values: _Values) -> list[tuple[str, str]] | None: ...
+def parse_baggage(values: _Values) -> dict[str, BaggageEntry]: ...
+def format_baggage(
+    entries: Mapping[str, str | BaggageEntry] | Iterable[tuple[str, str | BaggageEntry]],
+) -> str: ...
+def extract(
+    parent: Context,
+    headers: _Headers,
+    policy: Policy,
+    *,
+    protocol: _Protocol = "http",
+    arrived_ns: int | None = None,
+) -> CancelCausePair: ...
+def inject(ctx: Context, headers: _OutHeaders, policy: Policy, *, protocol: _Protocol = "http") -> None: ...
+def trace_context(ctx: Context) -> TraceContext | None: ...
+def trace_link(ctx: Context) -> TraceContext | None: ...
+def tracestate(ctx: Context) -> list[tuple[str, str]]: ...
+def baggage(ctx: Context) -> dict[str, BaggageEntry]: ...
+def with_trace_context(ctx: Context, trace: TraceContext) -> Context: ...
+def with_baggage(
+    ctx: Context, entries: Mapping[str, str | BaggageEntry] | Iterable[tuple[str, str | BaggageEntry]]
+) -> Context: ...
+def end_reasons() -> list[tuple[str, int, str, int]]: ...
+def end_reason(ctx: Context) -> str | None: ...
+def end_reason_message(name: str) -> str: ...
