@@ -25,12 +25,14 @@ include py/py.mk
 include tests/interop/interop.mk
 include node/node.mk
 include bench/bench.mk
+include examples/demo/demo.mk
 
-.PHONY: miri-setup help demo test lint bench bench-run stress clean $(LINT_TARGETS) $(TEST_TARGETS) $(DEMO_TARGETS) $(BENCH_BUILD_TARGETS) $(STRESS_TARGETS)
+.PHONY: miri-setup help demo demo-local test lint bench bench-run stress clean $(LINT_TARGETS) $(TEST_TARGETS) $(DEMO_TARGETS) $(BENCH_BUILD_TARGETS) $(STRESS_TARGETS)
 
 # What every target does.
 help:
-	@echo "make demo   build and run the demo in every language"
+	@echo "make demo   build and run the demo: one request path across Python, Node, C, Go and Rust services"
+	@echo "make demo-local  the fan-out under one deadline in each language on its own"
 	@echo "make test   build everything and run every test suite (what .ci/run runs)"
 	@echo "make bench  release builds and side-by-side benchmarks (writes bench/results.md)"
 	@echo "            BENCH_ARGS=--quick for a short run"
@@ -42,8 +44,12 @@ help:
 	      /^[a-z][a-zA-Z0-9_-]*:([^=]|$$)/ { split($$0, t, ":"); printf "  %-26s %s\n", t[1], c } \
 	      { c = "" }' $(MAKEFILE_LIST) | sort -u
 
-# Quietly: the demos' own output is the point; builds still show errors.
+# The polyglot service path (examples/demo): quietly, its output is the point.
 demo:
+	@$(MAKE) --no-print-directory -s demo-services
+
+# The fan-out under one deadline in each language on its own, one after another.
+demo-local:
 	@$(MAKE) --no-print-directory -s $(DEMO_TARGETS)
 
 # Every suite of every language, lint first.

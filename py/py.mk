@@ -17,7 +17,7 @@ PY_OTHER_VERSIONS ?= 3.9 3.13
 PY_SOURCES := $(shell find $(ROOT)/py/src $(ROOT)/py/python $(ROOT)/core/src $(wildcard $(ROOT)/ffi-c/src) \
 	-name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' 2>/dev/null) \
 	$(ROOT)/py/Cargo.toml $(ROOT)/py/pyproject.toml $(ROOT)/Cargo.lock $(wildcard $(ROOT)/ffi-c/Cargo.toml)
-PY_LINTED := py tests/conformance/py examples/python
+PY_LINTED := py tests/conformance/py examples/python examples/demo
 PY_PYTEST := -X dev -m pytest -q -p no:cacheprovider tests
 
 # The interpreter for version $(1): pyenv's newest, else pythonX.Y on PATH.

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,8 +85,12 @@ func main() {
 		defer inFlight.Add(-1)
 		emit(map[string]any{"event": "start", "budget_ms": left.Milliseconds(), "has_budget": ok, "trace": trace})
 		started := time.Now()
+		took := *work
+		if r.URL.Query().Get("slow") == "go" {
+			took = 5 * time.Second // the slow backend of the demo's second request
+		}
 		select {
-		case <-time.After(*work):
+		case <-time.After(took):
 			served.Add(1)
 			emit(map[string]any{"event": "done", "elapsed_ms": time.Since(started).Milliseconds(), "trace": trace})
 			fmt.Fprintf(w, "go: %d results for %q\n", 3, r.URL.Query().Get("q"))
@@ -96,7 +101,12 @@ func main() {
 		}
 	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]int64{"in_flight": inFlight.Load(), "served": served.Load(), "stopped": stopped.Load()})
+		json.NewEncoder(w).Encode(map[string]int64{
+			"in_flight":  inFlight.Load(),
+			"served":     served.Load(),
+			"stopped":    stopped.Load(),
+			"goroutines": int64(runtime.NumGoroutine()),
+		})
 	})
 
 	ln, err := net.Listen("tcp", *addr)
