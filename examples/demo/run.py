@@ -230,7 +230,12 @@ class Demo:
         if reply.status is None:
             print(f"   → the client hung up after {took:.0f} ms")
         else:
-            print(f"   → {reply.status} {reply.body.strip()[:110]}  ({took:.0f} ms)")
+            try:
+                body = json.loads(reply.body)
+                summary = f"results {body['results']}, partial: {body['partial']}"
+            except (ValueError, KeyError, TypeError):
+                summary = reply.body.strip()[:100]
+            print(f"   → {reply.status} after {took:.0f} ms: {summary}")
 
     def starts(self, events: list[Event]) -> dict[str, dict]:
         return {e.hop: e.fields for e in events if e.fields.get("event") == "start"}
