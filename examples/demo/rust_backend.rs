@@ -115,7 +115,11 @@ fn handle(stream: TcpStream, work: Duration) {
     });
 
     // The slow backend of the demo's second request, when asked to be.
-    let work = if request.path.contains("slow=rust") { Duration::from_secs(5) } else { work };
+    let work = if request.path.contains("slow=rust") {
+        Duration::from_secs(5)
+    } else {
+        work
+    };
     let started = Instant::now();
     let outcome = patterns::sleep(&ctx, work);
     let elapsed = started.elapsed().as_millis();
