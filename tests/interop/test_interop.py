@@ -127,10 +127,11 @@ def test_go_http_client_timeout_ends_the_polyctx_request(py_http: tuple[str, Eve
     url, events, counters = py_http
     got = go("call-http", f"{url}/wait", "300", "0")
     # Both ends hold the same deadline: either Go's client gives up first, or
-    # the polyctx server answers 504 a moment before. Never the full wait.
+    # the handler, its context ended, answers a moment before. Never a wait
+    # beyond the budget: the handler waits for its context and nothing else.
     ended_by_go = got.get("deadline_exceeded", False)
-    ended_by_server = got.get("status") == 504
-    assert (ended_by_go or ended_by_server) and got["elapsed_ms"] < 5000, got
+    answered_at_deadline = got.get("status") in (200, 504)
+    assert (ended_by_go or answered_at_deadline) and got["elapsed_ms"] < 5000, got
     assert events.wait("wait") in (wire.EndReason.DEADLINE_EXCEEDED, wire.EndReason.CLIENT_DISCONNECTED)
     assert counters.wait_idle(10)
 
