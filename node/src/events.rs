@@ -295,9 +295,38 @@ pub(crate) fn is_current(shared: &Shared) -> bool {
     CURRENT.try_with(|c| c.get() == shared.env_id).unwrap_or(false)
 }
 
-/// Routes an item to its environment from any thread (module docs).
+thread_local! {
+    /// How deep this thread is in native calls that drain before they
+    /// return (a cancel from JS, say): only then does the JS layer dispatch
+    /// what was queued here, synchronously, right after the call.
+    static DRAINING_CALL: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks a native call whose caller dispatches what `drain` returns; items
+/// pushed on this thread meanwhile are queued for that drain.
+pub(crate) struct DrainingCall(());
+
+impl DrainingCall {
+    pub(crate) fn enter() -> DrainingCall {
+        DRAINING_CALL.with(|d| d.set(d.get() + 1));
+        DrainingCall(())
+    }
+}
+
+impl Drop for DrainingCall {
+    fn drop(&mut self) {
+        DRAINING_CALL.with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// Routes an item to its environment from any thread (module docs). On the
+/// JS thread inside a draining call, it waits for that call's drain;
+/// anywhere else (another thread, or C code cancelling on the JS thread
+/// outside any polyctx call, as a C addon or an FFI library does) it goes
+/// through the thread-safe function, delivered on the loop's next turn.
 pub(crate) fn push(shared: &Shared, item: Item) {
-    if is_current(shared) && PENDING.try_with(|p| p.borrow_mut().push_back(item)).is_ok() {
+    let draining = DRAINING_CALL.try_with(|d| d.get() > 0).unwrap_or(false);
+    if draining && is_current(shared) && PENDING.try_with(|p| p.borrow_mut().push_back(item)).is_ok() {
         return;
     }
     shared.push_remote(item);

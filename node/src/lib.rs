@@ -162,6 +162,7 @@ pub fn release(h: f64) -> f64 {
 /// before it returns. The JS layer calls it only for contexts with a cancel function.
 #[napi]
 pub fn cancel(h: f64) -> u32 {
+    let _call = events::DrainingCall::enter();
     if let Some(f) = &entry(h).cancel {
         f.cancel();
     }
@@ -172,6 +173,7 @@ pub fn cancel(h: f64) -> u32 {
 /// returns as `cancel` does. Only for contexts from `withCancelCause`.
 #[napi]
 pub fn cancel_cause(h: f64, cause: f64, text: Option<String>) -> u32 {
+    let _call = events::DrainingCall::enter();
     if let Some(f) = &entry(h).cancel {
         // A plain cancel function refuses a cause; the JS layer never gives it one.
         let _ = f.cancel_with_cause(js_cause(cause, text));
@@ -237,6 +239,7 @@ pub fn release_key(k: f64) {
 /// the context is already done.
 #[napi]
 pub fn watch(h: f64, id: f64, signal: bool) -> u32 {
+    let _call = events::DrainingCall::enter();
     let entry = entry(h);
     if signal {
         entry.watch.set(id);

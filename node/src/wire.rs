@@ -385,6 +385,7 @@ pub fn end_reason(h: f64) -> Option<u32> {
 /// `cancel` does. Only for contexts whose cancel function takes a cause.
 #[napi]
 pub fn cancel_reason(h: f64, index: u32) -> u32 {
+    let _call = events::DrainingCall::enter();
     if let (Some(f), Some(reason)) = (&entry(h).cancel, END_REASONS.get(index as usize)) {
         let _ = f.cancel_with_cause(Some(reason.cause()));
     }

@@ -23,6 +23,7 @@ import {
   cLibrary,
   Canceled,
   EndReason,
+  afterFunc,
 } from 'polyctx'
 import { waitFor } from './fixtures/wait.mjs'
 
@@ -30,6 +31,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const repo = join(here, '..', '..')
 const hooks = (await import('polyctx')).default[Symbol.for('polyctx.test')]
 let c
+let addonPath
 
 before(() => {
   const nodeInclude = [join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node'].find((d) =>
@@ -39,6 +41,7 @@ before(() => {
   const dir = mkdtempSync(join(tmpdir(), 'polyctx-c-'))
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
   const out = join(dir, 'c-worker.node')
+  addonPath = out
   const build = spawnSync(
     process.env.CC || 'cc',
     ['-std=c11', '-Wall', '-Wextra', '-Werror', '-O1', '-shared', '-fPIC',
@@ -92,6 +95,31 @@ test('JS observes and cancels contexts C made, with causes both ways', async () 
   for (const p of [p2Ptr, child2]) c.release(p)
   c.releaseCancel(k2)
   cancelParent()
+})
+
+test('a cancel made by C on the JS thread reaches JS without any other polyctx call', () => {
+  // C code cancelling on the JS thread (an addon, an FFI call) is outside
+  // every polyctx call, so nothing drains its events synchronously: they
+  // must arrive on the loop's next turn by themselves. In a process of its
+  // own, so that no other event (a deadline elsewhere) delivers them by chance.
+  const script = `
+    import { createRequire } from 'node:module'
+    import { background, withCancel, fromC, afterFunc, cause, cLibrary } from 'polyctx'
+    cLibrary()
+    const c = createRequire(import.meta.url)(${JSON.stringify(addonPath)})
+    const [parent] = withCancel(background())
+    const [cPtr, kPtr] = c.child(parent.toC())
+    const ctx = fromC(cPtr)
+    const keepAlive = setTimeout(() => { console.log('never ran'); process.exit(1) }, 5000)
+    afterFunc(ctx, () => { console.log('ran: ' + cause(ctx).message); clearTimeout(keepAlive) })
+    c.cancel(kPtr, 'from C')
+  `
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: here,
+    encoding: 'utf8',
+    timeout: 20_000,
+  })
+  assert.equal(child.stdout.trim(), 'ran: from C', child.stderr)
 })
 
 test('values: one key finds strings from either side', () => {

@@ -171,10 +171,12 @@ test('Express 5 and Fastify 5: current() survives body parsing; req.ctx / reques
         })
         req.on('error', reject)
         req.flushHeaders()
-        setTimeout(() => req.end('{"a": 1}'), 50)
+        setTimeout(() => req.end('{"a": 1}'), 200)
       })
       assert.equal(body.same, true, base)
-      assert.ok(body.left <= 5000 - 40 && body.left > 3000, `${base}: ${body.left}`)
+      // The budget counts from the headers' arrival, so the pause before the
+      // body comes off it (generously: the headers may reach the server late).
+      assert.ok(body.left <= 5000 - 100 && body.left > 3000, `${base}: ${body.left}`)
     }
     const bad = await globalThis.fetch(`http://127.0.0.1:${fastify.server.address().port}/`, {
       method: 'POST',
