@@ -205,14 +205,7 @@ pub fn format_baggage(members: Vec<BaggageMember>) -> Either<Option<String>, Mal
 /// these fields to `extract`.
 #[napi]
 pub fn header_names() -> Vec<&'static str> {
-    vec![
-        header::GRPC_TIMEOUT,
-        header::CONNECT_TIMEOUT_MS,
-        header::REQUEST_TIMEOUT_MS,
-        header::TRACEPARENT,
-        header::TRACESTATE,
-        header::BAGGAGE,
-    ]
+    header::READ.to_vec()
 }
 
 /// A trust policy (`wire::Policy`), made once and used for many requests.

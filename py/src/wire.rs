@@ -56,14 +56,7 @@ fn field_values(values: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
 }
 
 /// The header names the core reads.
-const READ: [&str; 6] = [
-    header::GRPC_TIMEOUT,
-    header::CONNECT_TIMEOUT_MS,
-    header::REQUEST_TIMEOUT_MS,
-    header::TRACEPARENT,
-    header::TRACESTATE,
-    header::BAGGAGE,
-];
+const READ: [&str; 6] = header::READ;
 
 fn read_name(name: &Bound<'_, PyAny>) -> PyResult<Option<&'static str>> {
     let bytes: Cow<'_, [u8]> = if let Ok(s) = name.cast::<PyString>() {

@@ -52,6 +52,17 @@ pub mod header {
     pub const TRACEPARENT: &str = "traceparent";
     pub const TRACESTATE: &str = "tracestate";
     pub const BAGGAGE: &str = "baggage";
+
+    /// Every field `extract` reads: a binding that copies inbound headers
+    /// for it need copy only these.
+    pub const READ: [&str; 6] = [
+        GRPC_TIMEOUT,
+        CONNECT_TIMEOUT_MS,
+        REQUEST_TIMEOUT_MS,
+        TRACEPARENT,
+        TRACESTATE,
+        BAGGAGE,
+    ];
 }
 
 /// Which protocol a request speaks: decides the timeout header polyctx
