@@ -93,7 +93,9 @@ class Check:
         if toml_string(project, "version") is not None or not re.search(
             r'^dynamic\s*=\s*\[[^]]*"version"', project, re.M
         ):
-            self.errors.append('py/pyproject.toml: the version must be dynamic = ["version"] (maturin takes the crate\'s)')
+            self.errors.append(
+                'py/pyproject.toml: the version must be dynamic = ["version"] (maturin takes the crate\'s)'
+            )
 
         node = root / "node"
         self.equal("node/package.json", json.loads((node / "package.json").read_text()).get("version"))

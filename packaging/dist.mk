@@ -32,6 +32,8 @@ DIST_PY_VERSIONS ?= 3.9 3.13
 
 LINT_TARGETS += lint-version
 TEST_TARGETS += test-dist
+# ruff checks these scripts with the package's (py.mk's lint-py).
+PY_LINTED += packaging
 
 .PHONY: dist dist-py dist-node dist-c lint-version
 

@@ -70,7 +70,12 @@ class CheckVersion(unittest.TestCase):
             ("CHANGELOG.md", f"## [{v}]", "## [9.9.9]", "CHANGELOG.md"),
             ("py/pyproject.toml", 'dynamic = ["version"]', 'version = "9.9.9"', "py/pyproject.toml"),
             ("ffi-c/Cargo.toml", "version.workspace = true", 'version = "9.9.9"', "ffi-c/Cargo.toml"),
-            ("Cargo.lock", f'name = "polyctx-node"\nversion = "{v}"', 'name = "polyctx-node"\nversion = "9"', "polyctx-node"),
+            (
+                "Cargo.lock",
+                f'name = "polyctx-node"\nversion = "{v}"',
+                'name = "polyctx-node"\nversion = "9"',
+                "polyctx-node",
+            ),
         ]
         for path, old, new, where in cases:
             with self.subTest(path=path, new=new):
