@@ -121,7 +121,7 @@ test-c-install: c-stage
 	PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig $(CC) $(C_WARN) examples/c/wire.c \
 		$$(PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig pkg-config --cflags --libs ctx) -o $(C_BUILD)/wire-example
 	LD_LIBRARY_PATH=$(C_STAGE)/lib $(C_BUILD)/wire-example
-	$(PYTHON) ffi-c/tests/check_readme.py examples/c/example.c examples/c/wire.c README.md
+	$(PYTHON) ffi-c/tests/check_readme.py examples/c/example.c examples/c/wire.c README.md docs/c.md
 
 test-conformance-c: c-stage
 	@mkdir -p $(C_BUILD)

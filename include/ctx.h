@@ -95,6 +95,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* This header's version, "MAJOR.MINOR.PATCH", and its parts for #if. ctx_version()
+ * is the library's; the two are equal when header and library come from one release. */
+#define CTX_VERSION "0.1.0"
+#define CTX_VERSION_MAJOR 0
+#define CTX_VERSION_MINOR 1
+#define CTX_VERSION_PATCH 0
+
 /**
  * The sampled trace flag: the caller may have recorded its span.
  */

@@ -40,22 +40,14 @@ const {
   CAUSE_TEXT,
 } = native
 
-// The native module is built when the package is installed
-// (scripts/install.js). Without it, napi's loader blames npm's optional
-// dependencies; say what is actually missing.
+// The native module comes from the platform package, or is built from source
+// when a checkout is installed. Without it, napi's loader blames npm's
+// optional dependencies; scripts/platform.js says what is actually missing.
 function loadNative() {
   try {
     return require('./native.js')
   } catch (e) {
-    const fs = require('node:fs')
-    const { binaryName } = require('./scripts/platform.js')
-    if (fs.existsSync(require('node:path').join(__dirname, binaryName()))) throw e
-    throw new Error(
-      `polyctx: the native module ${binaryName()} is missing from ${__dirname}. ` +
-        'It is built from source when the package is installed, which needs Rust (https://rustup.rs); ' +
-        'if the install skipped it (--ignore-scripts) or failed, run `npm rebuild polyctx` and read its output.',
-      { cause: e },
-    )
+    throw require('./scripts/platform.js').loadError(__dirname, e)
   }
 }
 

@@ -76,3 +76,12 @@ pub use wake_fd::WakeFd;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 mod readme {}
+
+// The guides' Rust examples, run as doctests like the README's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/rust.md")]
+mod docs_rust {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/wire.md")]
+mod docs_wire {}

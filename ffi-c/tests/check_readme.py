@@ -2,11 +2,12 @@
 """The README's C examples must be the example programs, verbatim, so that
 the examples the tests build and run are the ones people read.
 
-    check_readme.py EXAMPLE.c... README.md...
+    check_readme.py EXAMPLE.c... README.md... [docs/c.md]
 
 Each README given that has a `## C` section must contain the examples as its
 first ```c blocks, in the order given; READMEs without one (or missing
-files) are skipped, but at least one must be checked.
+files) are skipped, but at least one must be checked. Any other Markdown
+file (the C guide) is checked whole, and must exist.
 """
 
 import re
@@ -22,15 +23,20 @@ def main(args: list[str]) -> int:
     for name in readmes:
         path = Path(name)
         if not path.exists():
+            if path.name != "README.md":
+                print(f"{name}: missing", file=sys.stderr)
+                return 1
             continue
         text = path.read_text()
-        section = re.search(r"^## C\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
-        if not section:
-            continue
-        blocks = re.findall(r"^```c\n(.*?)^```", section.group(1), re.M | re.S)
+        if path.name == "README.md":
+            section = re.search(r"^## C\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+            if not section:
+                continue
+            text = section.group(1)
+        blocks = re.findall(r"^```c\n(.*?)^```", text, re.M | re.S)
         for i, (example, want) in enumerate(zip(examples, wants)):
             if i >= len(blocks) or blocks[i] != want:
-                print(f"{name}: ```c block {i + 1} of '## C' is not {example} verbatim", file=sys.stderr)
+                print(f"{name}: ```c block {i + 1} (of '## C' in a README) is not {example} verbatim", file=sys.stderr)
                 return 1
         checked += 1
     if not checked or not examples:

@@ -1,5 +1,7 @@
 'use strict'
-// `npm install` of this package builds the native module from source.
+// `npm install <checkout>/node` builds the native module from source. The
+// published package (`make dist` packs it: scripts/pack.js) has no install
+// script: its native module comes prebuilt in a platform package.
 //
 // Why plain cargo rather than the napi CLI: npm does not install a
 // dependency's devDependencies, and making @napi-rs/cli a real dependency
@@ -19,12 +21,11 @@
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { binaryName } = require('./platform.js')
+const { binaryName, RUST } = require('./platform.js')
 
 const here = path.resolve(__dirname, '..')
 const profile = process.env.POLYCTX_NODE_PROFILE === 'debug' ? 'debug' : 'release'
 const cargo = process.env.CARGO || 'cargo'
-const RUST = 'Rust 1.88 or newer (https://rustup.rs)'
 
 function fail(text) {
   console.error(`polyctx: ${text}`)

@@ -1,4 +1,5 @@
-// Every JS example in the README's Node section runs, as its own module, importing
+// Every JS example in the README's Node section, the Node guide (docs/node.md)
+// and the npm page (node/README.md) runs once, as its own module, importing
 // 'polyctx' the way a user's code does; the examples assert what they show.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -10,12 +11,21 @@ import { fileURLToPath } from 'node:url'
 
 const pkg = dirname(dirname(fileURLToPath(import.meta.url)))
 const readme = readFileSync(join(pkg, '..', 'README.md'), 'utf8')
-// The "## Node" section: up to the next second-level heading.
-const section = readme.split(/^## Node\n/m)[1].split(/^## /m)[0]
-const blocks = [...section.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1])
+const jsBlocks = (text) => [...text.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1])
+// The README's "## Node" section (up to the next second-level heading), and
+// the guide and the npm page whole.
+const sources = {
+  'README.md': jsBlocks(readme.split(/^## Node\n/m)[1].split(/^## /m)[0]),
+  'docs/node.md': jsBlocks(readFileSync(join(pkg, '..', 'docs', 'node.md'), 'utf8')),
+  'node/README.md': jsBlocks(readFileSync(join(pkg, 'README.md'), 'utf8')),
+}
+// Each example once, wherever it is shown.
+const blocks = [...new Set(Object.values(sources).flat())]
 
-test('the README has examples', () => {
-  assert.ok(blocks.length >= 4, `found ${blocks.length}`)
+test('the README, the guide and the npm page have examples', () => {
+  assert.ok(sources['docs/node.md'].length >= 4, `the guide has ${sources['docs/node.md'].length}`)
+  assert.ok(sources['README.md'].length >= 1)
+  assert.equal(sources['node/README.md'].length, 1)
 })
 
 const dir = mkdtempSync(join(tmpdir(), 'polyctx-readme-'))

@@ -1,4 +1,6 @@
-"""The README's Python examples and the demo run here, so they never rot."""
+"""The Python examples of the README, the Python guide (docs/python.md) and
+the PyPI page (py/README.md), and the demo, run here, so they never rot; the
+cause table of docs/wire.md is checked against the core's."""
 
 from __future__ import annotations
 
@@ -11,13 +13,27 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-# The blocks of the README's "## Python" section, up to the next "## " heading.
-SECTION = re.search(r"^## Python\n(.*?)(?=^## )", README.read_text(), re.S | re.M).group(1)
-BLOCKS = re.findall(r"```python\n(.*?)```", SECTION, re.S)
+GUIDE = ROOT / "docs" / "python.md"
+PACKAGE_README = ROOT / "py" / "README.md"
+# The README's "## Python" section (up to the next "## " heading), and the
+# guide and the package page whole.
+SOURCES = {
+    README: re.search(r"^## Python\n(.*?)(?=^## |\Z)", README.read_text(), re.S | re.M).group(1),
+    GUIDE: GUIDE.read_text(),
+    PACKAGE_README: PACKAGE_README.read_text(),
+}
+# Each example once, wherever it is shown; ORIGIN names where for tracebacks.
+ORIGIN = {}
+for path, text in SOURCES.items():
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        ORIGIN.setdefault(block, path)
+BLOCKS = list(ORIGIN)
 
 
 def test_readme_has_examples():
-    assert len(BLOCKS) >= 5
+    counts = {path.name: len(re.findall(r"```python\n", text)) for path, text in SOURCES.items()}
+    assert counts["python.md"] >= 5 and counts["README.md"] >= 1, counts
+    assert len(re.findall(r"```python\n", SOURCES[PACKAGE_README])) == 1
 
 
 # The integrations' libraries are not installed everywhere the suite runs (3.9).
@@ -27,7 +43,7 @@ OPTIONAL = ("fastapi", "httpx", "uvicorn", "starlette", "grpc", "opentelemetry")
 def run_block(code):
     namespace = {"__name__": "readme"}
     try:
-        exec(compile(code, str(README), "exec"), namespace)
+        exec(compile(code, str(ORIGIN.get(code, README)), "exec"), namespace)
     except ModuleNotFoundError as e:
         if e.name and e.name.split(".")[0] in OPTIONAL:
             pytest.skip(f"{e.name} is not installed")
@@ -134,3 +150,20 @@ def test_polyglot_demo():
     assert "C backend        stopped by the Python deadline: request budget of 150ms spent" in out
     assert "python slow call stopped: request budget of 150ms spent" in out
     assert out.rstrip().endswith("still running: 0")
+
+
+def test_wire_cause_table():
+    """docs/wire.md's cause table is the core's: every reason, its text and codes."""
+    import polyctx
+    from polyctx import wire
+
+    table = (ROOT / "docs" / "wire.md").read_text().split("## The cause table", 1)[1]
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \| (\d+) `\w+` \| `(\w+)` \| (\d+) \|$", table, re.M)
+    assert sorted(r[0] for r in rows) == sorted(r.value for r in wire.EndReason)
+    for name, text, grpc, connect, http in rows:
+        reason = wire.EndReason(name)
+        assert (int(grpc), connect, int(http)) == (reason.grpc_code, reason.connect_code, reason.http_status), name
+        ctx, cancel = polyctx.with_cancel_cause(polyctx.background())
+        cancel(reason.cause())
+        assert wire.EndReason.of(ctx) is reason
+        assert str(polyctx.cause(ctx)) == text.strip(), name
