@@ -27,9 +27,14 @@ class Snapshot {
     Object.freeze(this)
   }
 
-  /** The contexts that are not done: what a test expects none of once its work is over. */
+  /**
+   * The cancelable contexts (WithCancel, WithDeadline) not yet done: what a
+   * test expects none of once its work is over. (A WithValue or
+   * WithoutCancel context is done only through its parent, which is listed
+   * if it is one of these.)
+   */
   get running() {
-    return this.contexts.filter((c) => c.err === null || c.err === undefined)
+    return this.contexts.filter((c) => c.err === null && (c.kind === 'WithCancel' || c.kind === 'WithDeadline'))
   }
 
   toString() {

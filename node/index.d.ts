@@ -291,7 +291,7 @@ export declare const debug: {
   /** The tracked contexts alive now, oldest first; `toString()` is the tree. */
   snapshot(): {
     readonly contexts: readonly TrackedContext[]
-    /** Those not done. */
+    /** The cancelable contexts (WithCancel, WithDeadline) not yet done. */
     readonly running: TrackedContext[]
     toString(): string
   }

@@ -33,6 +33,7 @@ static int fetch(const ctx_t *ctx, void *userdata) {
     }
     signal_bump(f->started);
     f->slept = ctx_sleep(ctx, f->work_ns);
+    if (f->slept == CTX_OK) signal_bump(f->started); /* bumped once more by each that answered */
     if (f->slept != CTX_OK) {
         ctx_cause(ctx, f->cause, sizeof f->cause, &f->cause_code, NULL);
         return (int)ctx_err(ctx);
@@ -74,9 +75,10 @@ static void test_fan_out_stops_on_cancel(void) {
     fetch_t f[WORKERS];
     ctx_task_t tasks[WORKERS];
     fan_out(trace_key, f, tasks, &started);
-    canceller_t c = {.cancel = disconnect, .started = &started, .wait_for = WORKERS};
+    /* The client goes away mid-flight: every call started, the two fast ones answered. */
+    canceller_t c = {.cancel = disconnect, .started = &started, .wait_for = WORKERS + 2};
     pthread_t t;
-    pthread_create(&t, NULL, cancel_once_started, &c); /* the client goes away mid-flight */
+    pthread_create(&t, NULL, cancel_once_started, &c);
     int64_t before = ctx_now_ns();
     size_t failed = 99;
     CHECK_STATUS(ctx_group_run(request, tasks, WORKERS, 0, &failed), CTX_ETASK);

@@ -27,7 +27,9 @@ fn millis(ms: f64, what: &str) -> Result<Duration, String> {
         Ok(ns) => u64::try_from(ns)
             .map(Duration::from_nanos)
             .map_err(|_| format!("{what} must not be negative, got {ms}")),
-        Err(e) => Err(format!("{what} must be a valid duration in milliseconds, got {ms} ({e})")),
+        Err(e) => Err(format!(
+            "{what} must be a valid duration in milliseconds, got {ms} ({e})"
+        )),
     }
 }
 
@@ -35,7 +37,11 @@ fn backoff(s: &BackoffSettings) -> Result<Backoff, String> {
     let max_attempts = match s.max_attempts {
         None => None,
         Some(n) if n.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&n) => Some(n as u32),
-        Some(n) => return Err(format!("maxAttempts must be an integer of at least 1 (or null), got {n}")),
+        Some(n) => {
+            return Err(format!(
+                "maxAttempts must be an integer of at least 1 (or null), got {n}"
+            ))
+        }
     };
     let b = Backoff {
         initial: millis(s.initial, "initial")?,

@@ -116,9 +116,13 @@ pub(crate) fn snapshot<'py>(py: Python<'py>) -> PyResult<(Vec<Bound<'py, PyTuple
         .contexts
         .iter()
         .map(|t| {
-            let deadline = t
-                .deadline_in
-                .map(|d| if t.deadline_past { -d.as_secs_f64() } else { d.as_secs_f64() });
+            let deadline = t.deadline_in.map(|d| {
+                if t.deadline_past {
+                    -d.as_secs_f64()
+                } else {
+                    d.as_secs_f64()
+                }
+            });
             (
                 t.id,
                 t.parent,

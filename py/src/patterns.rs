@@ -107,12 +107,7 @@ impl Backoff {
     /// fit another attempt) or `"canceled"` (`polyctx.cause(ctx)` says why).
     /// `random`, uniform in [0, 1), replaces the random draw (for tests).
     #[pyo3(signature = (ctx, attempts, random = None))]
-    fn next<'py>(
-        &self,
-        ctx: &Bound<'py, PyAny>,
-        attempts: i64,
-        random: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn next<'py>(&self, ctx: &Bound<'py, PyAny>, attempts: i64, random: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let py = ctx.py();
         let ctx = &expect_context(ctx, "ctx")?.get().inner;
         let attempts = u32::try_from(attempts)

@@ -313,7 +313,9 @@ impl Waker {
             match &entry.kind {
                 Kind::Future(forget) => visit.call(forget)?,
                 Kind::Scope => {}
-                Kind::Callback { event_loop, context, .. } => {
+                Kind::Callback {
+                    event_loop, context, ..
+                } => {
                     visit.call(event_loop)?;
                     visit.call(context)?;
                 }
@@ -377,7 +379,9 @@ fn fire(py: Python<'_>, entry: &Entry) -> PyResult<()> {
                 Scope::fire(scope)?;
             }
         }
-        Kind::Callback { event_loop, context, .. } => {
+        Kind::Callback {
+            event_loop, context, ..
+        } => {
             let kwargs = PyDict::new(py);
             kwargs.set_item(pyo3::intern!(py, "context"), context)?;
             event_loop

@@ -67,6 +67,9 @@ class TrackedContext(NamedTuple):
     site: str | None
 
 
+_CANCELABLE = ("WithCancel", "WithDeadline")
+
+
 class Snapshot:
     """The tracked contexts alive at one instant, oldest first. `str()` is
     the tree, one line per context:
@@ -80,8 +83,11 @@ class Snapshot:
 
     @property
     def running(self) -> tuple[TrackedContext, ...]:
-        """The contexts that are not done: what a test expects none of once its work is over."""
-        return tuple(c for c in self.contexts if c.err is None)
+        """The cancelable contexts (`WithCancel`, `WithDeadline`) not yet
+        done: what a test expects none of once its work is over. (A
+        `WithValue` or `WithoutCancel` context is done only through its
+        parent, which is listed if it is one of these.)"""
+        return tuple(c for c in self.contexts if c.err is None and c.kind in _CANCELABLE)
 
     def __len__(self) -> int:
         return len(self.contexts)
