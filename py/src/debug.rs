@@ -9,6 +9,7 @@
 //! Python object under the core's lock; it is called with the GIL taken (or
 //! not at all while the interpreter shuts down).
 
+use std::cell::Cell;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use polyctx::debug::{self, LostCancel};
@@ -32,7 +33,8 @@ pub(crate) fn lost_cancels() -> u64 {
 
 /// Calls `hook(context, site)` for every lost cancel from now on (None
 /// removes it); see the module docs. The core has one hook per process:
-/// this replaces one set from C.
+/// this replaces one set from C. The hook may call this (to replace or
+/// remove itself); a context it frees is counted, not reported.
 #[pyfunction]
 #[pyo3(signature = (hook, /))]
 pub(crate) fn set_lost_cancel_hook(hook: Option<Bound<'_, PyAny>>) -> PyResult<()> {
@@ -46,12 +48,24 @@ pub(crate) fn set_lost_cancel_hook(hook: Option<Bound<'_, PyAny>>) -> PyResult<(
     }
     let installed = hook.is_some();
     let old = std::mem::replace(&mut *slot(), hook.map(Bound::unbind));
-    debug::set_lost_cancel_hook(installed.then(|| Box::new(report) as Box<dyn Fn(&LostCancel) + Send + Sync>));
+    // Inside the hook, the core's slot is busy calling it (and is `report`
+    // already): only the Python callable changes.
+    if !IN_HOOK.with(Cell::get) {
+        debug::set_lost_cancel_hook(installed.then(|| Box::new(report) as Box<dyn Fn(&LostCancel) + Send + Sync>));
+    }
     drop(old); // with the GIL, and no lock held
     Ok(())
 }
 
+thread_local! {
+    /// This thread is running the hook.
+    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+}
+
 fn report(lost: &LostCancel) {
+    if IN_HOOK.with(|h| h.replace(true)) {
+        return; // a context the hook itself freed: counted, not reported
+    }
     Python::try_attach(|py| {
         let Some(f) = slot().as_ref().map(|f| f.clone_ref(py)) else {
             return;
@@ -65,6 +79,7 @@ fn report(lost: &LostCancel) {
             e.restore(py);
         }
     });
+    IN_HOOK.with(|h| h.set(false));
 }
 
 /// Turns tracking of live contexts on or off (contexts made while it is on

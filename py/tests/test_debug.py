@@ -156,6 +156,26 @@ def test_a_failing_hook_is_reported_not_raised_and_pending_exceptions_survive():
         debug.set_lost_cancel_hook(42)  # type: ignore[arg-type]
 
 
+def test_a_hook_may_remove_itself_and_free_contexts():
+    calls = []
+
+    def hook(lost):
+        calls.append(lost)
+        debug.set_lost_cancel_hook(None)  # from inside the hook: no deadlock
+        forget(with_cancel)  # a context the hook frees: counted, not reported
+        gc.collect()
+
+    before = debug.lost_cancels()
+    debug.set_lost_cancel_hook(hook)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        forget(with_cancel)
+        gc.collect()
+        forget(with_cancel)
+        gc.collect()
+    assert len(calls) == 1 and debug.lost_cancels() == before + 3
+
+
 def test_the_hook_runs_on_the_thread_that_frees_the_context():
     threads = []
     debug.set_lost_cancel_hook(lambda lost: threads.append(threading.get_ident()))
