@@ -120,3 +120,24 @@ fn pending_after_funcs_are_counted_until_they_start_or_are_stopped() {
     assert_eq!(polyctx::stats::pending_after_funcs(), base);
     drop(ran);
 }
+
+#[test]
+fn a_hook_may_replace_itself_and_free_contexts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (tx, rx) = std::sync::mpsc::channel();
+    // On a thread of its own: a deadlock fails the test instead of hanging it.
+    std::thread::spawn(move || {
+        let calls = Arc::new(Mutex::new(0));
+        let seen = calls.clone();
+        debug::set_lost_cancel_hook(Some(Box::new(move |_| {
+            *seen.lock().unwrap() += 1;
+            debug::set_lost_cancel_hook(None);
+            drop(with_cancel(&Context::background())); // a context the hook frees
+        })));
+        drop(with_cancel(&Context::background()));
+        drop(with_cancel(&Context::background()));
+        let calls = *calls.lock().unwrap();
+        tx.send(calls).unwrap();
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(1));
+}
