@@ -31,7 +31,8 @@ pub type ctx_lost_cancel_fn =
 static HOOK: Mutex<Option<(unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char), usize)>> = Mutex::new(None);
 
 thread_local! {
-    /// This thread is inside the hook.
+    /// This thread is running the hook: a context it frees is not reported
+    /// to it again (which could recurse without end).
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -71,9 +72,7 @@ fn report(lost: &LostCancel) {
 pub extern "C" fn ctx_set_lost_cancel_hook(r#fn: ctx_lost_cancel_fn, userdata: *mut c_void) {
     boundary(|| {
         *HOOK.lock().unwrap_or_else(PoisonError::into_inner) = r#fn.map(|f| (f, userdata as usize));
-        if !IN_HOOK.with(Cell::get) {
-            debug::set_lost_cancel_hook(r#fn.map(|_| Box::new(report) as Box<dyn Fn(&LostCancel) + Send + Sync>));
-        }
+        debug::set_lost_cancel_hook(r#fn.map(|_| Box::new(report) as Box<dyn Fn(&LostCancel) + Send + Sync>));
     })
 }
 

@@ -48,17 +48,14 @@ pub(crate) fn set_lost_cancel_hook(hook: Option<Bound<'_, PyAny>>) -> PyResult<(
     }
     let installed = hook.is_some();
     let old = std::mem::replace(&mut *slot(), hook.map(Bound::unbind));
-    // Inside the hook, the core's slot is busy calling it (and is `report`
-    // already): only the Python callable changes.
-    if !IN_HOOK.with(Cell::get) {
-        debug::set_lost_cancel_hook(installed.then(|| Box::new(report) as Box<dyn Fn(&LostCancel) + Send + Sync>));
-    }
+    debug::set_lost_cancel_hook(installed.then(|| Box::new(report) as Box<dyn Fn(&LostCancel) + Send + Sync>));
     drop(old); // with the GIL, and no lock held
     Ok(())
 }
 
 thread_local! {
-    /// This thread is running the hook.
+    /// This thread is running the hook: a context it frees is not reported
+    /// to it again (which could recurse without end).
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
 }
 
