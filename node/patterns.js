@@ -176,13 +176,15 @@ class Group {
    * resolves. Then the group's context is canceled, and `go()` refuses.
    */
   async wait() {
-    if (this.#pending !== 0) {
+    // A loop: a task may start another one as it ends.
+    while (this.#pending !== 0) {
       if (this.#idle === null) {
         let resolve
         const promise = new Promise((r) => (resolve = r))
         this.#idle = { promise, resolve }
       }
       await this.#idle.promise
+      this.#idle = null
     }
     this.#closed = true
     this.#cancel()
@@ -221,7 +223,11 @@ async function group(parent, tasks, options) {
 class Backoff {
   #settings
 
-  constructor({ initial = 100, max = 10_000, multiplier = 2, jitter = 0.2, maxAttempts = null, attemptTime = null } = {}) {
+  constructor(options = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw invalidArg(`polyctx.Backoff: options must be an object, got ${typeName(options)}`)
+    }
+    const { initial = 100, max = 10_000, multiplier = 2, jitter = 0.2, maxAttempts = null, attemptTime = null } = options
     const settings = { initial, max, multiplier, jitter, maxAttempts, attemptTime }
     for (const [name, value] of Object.entries(settings)) {
       const optional = name === 'maxAttempts' || name === 'attemptTime'

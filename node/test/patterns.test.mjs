@@ -122,6 +122,15 @@ test('group: tasks run with the group\'s context as current(), results come back
   await assert.rejects(g.wait(), /thrown synchronously/)
   assert.throws(() => g.go(async () => {}), /the group has ended/)
   assert.ok(g.context.err() instanceof Canceled) // the group's context ends with it
+
+  // A task started as the last one settles, while wait() is settling: wait() waits for it too.
+  const chained = new Group(background())
+  const order = []
+  chained
+    .go(async () => order.push('first'))
+    .then(() => chained.go(async (ctx) => (await sleep(ctx, 5), order.push('second'))))
+  await chained.wait()
+  assert.deepEqual(order, ['first', 'second'])
 })
 
 test('group: a limit bounds how many run at once; queued tasks never start once it is done', async () => {
@@ -286,6 +295,7 @@ test('Backoff: the core\'s rules, and bad input', () => {
     assert.throws(() => new Backoff(settings), { code: 'ERR_OUT_OF_RANGE', message: match })
   }
   assert.throws(() => new Backoff({ initial: '1s' }), { code: 'ERR_INVALID_ARG_TYPE' })
+  assert.throws(() => new Backoff(null), { code: 'ERR_INVALID_ARG_TYPE' })
   assert.throws(() => b.next(bg, -1), { code: 'ERR_OUT_OF_RANGE' })
   assert.throws(() => b.next(bg, 1, 1), { code: 'ERR_OUT_OF_RANGE' })
   assert.throws(() => b.next('ctx', 1), { code: 'ERR_INVALID_ARG_TYPE' })

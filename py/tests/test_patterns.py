@@ -413,6 +413,17 @@ def test_retry_and_backoff_bad_input(run):
             await retry(background(), ok, retry_on="ConnectionError")  # type: ignore[arg-type]
         with pytest.raises(TypeError):
             await retry(background(), ok)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="fn must be an async function"):
+            await retry(background(), "ok", retry_on=Exception)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"backoff must be a polyctx\.Backoff"):
+            await retry(background(), ok, retry_on=Exception, backoff={"initial": 1})  # type: ignore[arg-type]
+        pair = with_timeout(background(), 3600)
+        fut = asyncio.get_running_loop().create_future()
+        for helper in (polyctx.sleep(pair, 0), polyctx.wait_for(pair, fut), retry(pair, ok, retry_on=Exception)):  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match=r"takes a polyctx\.Context, not CancelPair"):
+                await helper
+        assert not pair[0].is_done()  # not taken for a scope's pair, which it would cancel
+        pair[1]()
 
     run(main())
 

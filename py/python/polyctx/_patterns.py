@@ -26,9 +26,17 @@ __all__ = ["Backoff", "Group", "RetryError", "retry", "sleep", "wait_for"]
 T = TypeVar("T")
 
 
+def _check_context(ctx: object, fn: str) -> None:
+    if not isinstance(ctx, Context):
+        raise TypeError(f"{fn}() takes a polyctx.Context, not {type(ctx).__name__}")
+
+
 async def sleep(ctx: Context, seconds: float) -> None:
     """Sleeps `seconds`, or until `ctx` is done, whichever is first; raises
-    `ctx.err()` (chained to its cause) if the context ended the sleep."""
+    `ctx.err()` (chained to its cause) if the context ended the sleep. In a
+    scope whose context ends with it (a group's task), that scope reports
+    the end, as an outer `asyncio.timeout` would."""
+    _check_context(ctx, "sleep")
     async with scope(ctx):
         await asyncio.sleep(seconds)
 
@@ -37,7 +45,9 @@ async def wait_for(ctx: Context, aw: Awaitable[T]) -> T:
     """Awaits `aw` (a coroutine, task, future, `event.wait()`...) until it
     completes or `ctx` is done, whichever is first: `asyncio.wait_for` with a
     context instead of a timeout. If the context ends it, `aw` is cancelled
-    and `ctx.err()` raised."""
+    and `ctx.err()` raised (or, as for `sleep`, reported by an enclosing
+    scope of a context that ends with it)."""
+    _check_context(ctx, "wait_for")
     async with scope(ctx):
         return await aw
 
@@ -312,8 +322,13 @@ async def retry(
     function of the exception. One budget, `ctx`'s, covers every attempt and
     wait: each attempt runs in `scope(ctx)`, and the wait between attempts
     ends the moment `ctx` is done."""
+    _check_context(ctx, "retry")
+    if not callable(fn):
+        raise TypeError(f"fn must be an async function, not {type(fn).__name__}")
     retryable = _retryable(retry_on)
     rules = _DEFAULT_BACKOFF if backoff is None else backoff
+    if not isinstance(rules, Backoff):  # pyright: ignore[reportUnnecessaryIsInstance] (bad input)
+        raise TypeError(f"backoff must be a polyctx.Backoff or None, not {type(rules).__name__}")
     attempts = 0
     last: BaseException | None = None
     while True:
