@@ -22,7 +22,7 @@ C_LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 C_BUILD := $(BUILD)/c
 C_STAGE := $(C_BUILD)/prefix
 C_WARN := -std=c11 -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes
-C_TESTS := test_api test_threads test_patterns test_wire
+C_TESTS := test_api test_threads test_patterns test_debug test_wire
 C_TEST_CFLAGS := $(C_WARN) -g -O1 -I$(C_STAGE)/include -Iffi-c/tests -I$(C_BUILD) -DCTX_TEST_VERSION='"$(C_VERSION)"'
 # The shared header vectors, as C data for test_wire.c (generated, never committed).
 C_WIRE_VECTORS := $(C_BUILD)/wire_vectors.h
@@ -106,8 +106,8 @@ test-c-pipe:
 	done
 
 # The five-minute path of a C user: pkg-config against an installed prefix,
-# shared and static; and the README's examples are examples/c/example.c and
-# examples/c/wire.c.
+# shared and static; and the README's examples are examples/c/example.c,
+# examples/c/wire.c and examples/c/fanout.c.
 test-c-install: c-stage
 	PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig $(CC) $(C_WARN) examples/c/example.c \
 		$$(PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig pkg-config --cflags --libs ctx) -o $(C_BUILD)/example
@@ -121,7 +121,10 @@ test-c-install: c-stage
 	PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig $(CC) $(C_WARN) examples/c/wire.c \
 		$$(PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig pkg-config --cflags --libs ctx) -o $(C_BUILD)/wire-example
 	LD_LIBRARY_PATH=$(C_STAGE)/lib $(C_BUILD)/wire-example
-	$(PYTHON) ffi-c/tests/check_readme.py examples/c/example.c examples/c/wire.c README.md docs/c.md
+	PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig $(CC) $(C_WARN) examples/c/fanout.c \
+		$$(PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig pkg-config --cflags --libs ctx) -o $(C_BUILD)/fanout-example
+	LD_LIBRARY_PATH=$(C_STAGE)/lib $(C_BUILD)/fanout-example
+	$(PYTHON) ffi-c/tests/check_readme.py examples/c/example.c examples/c/wire.c examples/c/fanout.c README.md docs/c.md
 
 test-conformance-c: c-stage
 	@mkdir -p $(C_BUILD)

@@ -208,16 +208,29 @@ typedef enum {
      */
     CTX_EABSENT = 12,
     /**
-     * `ctx_wire_inject*`: the context is canceled, so the call would fail
-     * anyway; nothing was written. Fail the call locally.
+     * The context is canceled. `ctx_wire_inject*`: the call would fail
+     * anyway, and nothing was written: fail the call locally. `ctx_sleep`,
+     * `ctx_backoff_next`, `ctx_retry`: the wait or the retries stopped
+     * (`ctx_cause` says why).
      */
     CTX_ECANCELED = 13,
     /**
-     * `ctx_wire_inject*`: the context has no time left (its deadline has
-     * passed, even if the timer has not fired yet); nothing was written.
-     * Fail the call locally with a deadline error.
+     * The context has no time left. `ctx_wire_inject*`: its deadline has
+     * passed (even if the timer has not fired yet) and nothing was written:
+     * fail the call locally with a deadline error. `ctx_sleep`: the
+     * deadline ended the sleep. `ctx_backoff_next`, `ctx_retry`: the
+     * deadline passed, or what is left of it cannot fit another attempt.
      */
     CTX_EDEADLINE = 14,
+    /**
+     * `ctx_backoff_next`, `ctx_retry`: `max_attempts` attempts failed.
+     */
+    CTX_EATTEMPTS = 15,
+    /**
+     * `ctx_group_run`: a task failed (returned non-zero); `ctx_retry`: an
+     * attempt failed in a way not worth retrying.
+     */
+    CTX_ETASK = 16,
 } ctx_status_t;
 
 /**
@@ -338,6 +351,25 @@ typedef enum {
      */
     CTX_TRUST_EXTERNAL = 2,
 } ctx_wire_trust_t;
+
+/**
+ * What an attempt of `ctx_retry` returns.
+ */
+typedef enum {
+    /**
+     * It succeeded: `ctx_retry` returns `CTX_OK`.
+     */
+    CTX_ATTEMPT_OK = 0,
+    /**
+     * It failed in a way worth retrying (a timeout, a 503, a reset connection).
+     */
+    CTX_ATTEMPT_RETRY = 1,
+    /**
+     * It failed in a way not worth retrying (a 400, a bad password):
+     * `ctx_retry` returns `CTX_ETASK` at once. So does any other number.
+     */
+    CTX_ATTEMPT_FATAL = 2,
+} ctx_attempt_t;
 
 /**
  * A function scheduled by `ctx_after_func` to run when a context is done.
@@ -554,6 +586,73 @@ typedef struct {
      */
     uint16_t http_status;
 } ctx_end_reason_info_t;
+
+/**
+ * The function of a `ctx_task_t`: given the group's context (borrowed for
+ * the call) and the task's `userdata`, it returns 0 for success, anything
+ * else for failure (the first failure's number becomes the code of the
+ * group's cause).
+ */
+typedef int (*ctx_task_fn)(const ctx_t *ctx, void *userdata);
+
+/**
+ * A task of `ctx_group_run`: `fn(ctx, userdata)`, run on a thread of its own.
+ */
+typedef struct {
+    ctx_task_fn fn;
+    void *userdata;
+} ctx_task_t;
+
+/**
+ * How to space the attempts of a retry loop: the core's rules, whose
+ * decisions `ctx_backoff_next` gives and `ctx_retry` follows. Start from
+ * `ctx_backoff_default` and change what you need.
+ */
+typedef struct {
+    /**
+     * The wait after the first failure, in nanoseconds (default 100 ms).
+     */
+    int64_t initial_ns;
+    /**
+     * The longest wait (default 10 s).
+     */
+    int64_t max_ns;
+    /**
+     * Each wait is this many times the previous one, before jitter; at least 1 (default 2).
+     */
+    double multiplier;
+    /**
+     * How much of each wait is random, 0 to 1 (default 0.2): a wait of d
+     * becomes a uniform pick in [d * (1 - jitter), d], so that clients that
+     * failed together do not retry together.
+     */
+    double jitter;
+    /**
+     * Give up after this many attempts; 0 for no limit but the context's
+     * time (the default).
+     */
+    uint32_t max_attempts;
+    /**
+     * How long one attempt is expected to take, or 0 if unknown (the
+     * default): an attempt that the context's remaining time cannot fit is
+     * never started.
+     */
+    int64_t attempt_ns;
+} ctx_backoff_t;
+
+/**
+ * An attempt of `ctx_retry`: given the context (borrowed), the attempt's
+ * number (from 1) and the `userdata` given to `ctx_retry`, it returns a
+ * `ctx_attempt_t`.
+ */
+typedef int (*ctx_attempt_fn)(const ctx_t *ctx, uint32_t attempt, void *userdata);
+
+/**
+ * A lost-cancel hook: called with the hook's `userdata`, the context as
+ * `ctx_describe` names it, and where it was made (NULL unless it was
+ * tracked, see `ctx_debug_track`). Both strings are borrowed for the call.
+ */
+typedef void (*ctx_lost_cancel_fn)(void *userdata, const char *context, const char *site);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1583,6 +1682,175 @@ ctx_status_t ctx_end_reason(const ctx_t *ctx, ctx_end_reason_t *out);
  * `ctx_end_reason_t`. Threads: any.
  */
 ctx_status_t ctx_end_reason_info(int reason, ctx_end_reason_info_t *out);
+
+/**
+ * Runs `n` tasks, each on a thread of its own, under one context derived
+ * from `parent` (Go's `errgroup.WithContext`), and returns once every one
+ * has returned. The first task to fail (return non-zero) cancels the
+ * group's context, so that the others can stop early: its cause is
+ * "task I failed" with the number the task returned as its code
+ * (`ctx_cause`). With `limit` > 0, at most `limit` tasks run at once; the
+ * others start as running ones return, and a task whose turn comes after
+ * the group's context is done still starts (and should return at once,
+ * seeing it done). No thread outlives the call.
+ *
+ * Each task gets the group's context borrowed for the call (retain it to
+ * keep it longer); it is done when `parent` is, at the first failure, and
+ * once the call returns. Tasks run on threads this call starts, and must
+ * return (not `longjmp` out); `userdata` is passed along untouched.
+ *
+ * Returns `CTX_OK` when every task returned 0; `CTX_ETASK` when one
+ * failed, and then, unless `failed` is NULL, `*failed` is the index of the
+ * first task to fail. `CTX_ESYS` if a thread could not be started: the
+ * tasks already started were canceled (cause "could not start a thread")
+ * and waited for, and the rest never ran.
+ *
+ * Errors: `CTX_EINVAL` if `parent` is NULL, `tasks` is NULL with `n > 0`,
+ * or a task's `fn` is NULL (then no task runs). Threads: any; blocks until
+ * every task has returned.
+ */
+ctx_status_t ctx_group_run(const ctx_t *parent,
+                           const ctx_task_t *tasks,
+                           size_t n,
+                           size_t limit,
+                           size_t *failed);
+
+/**
+ * Fills `*out` with the default backoff: 100 ms doubling to at most 10 s,
+ * 20% jitter, no attempt limit, no expected attempt time.
+ *
+ * Errors: `CTX_EINVAL` if `out` is NULL. Threads: any.
+ */
+ctx_status_t ctx_backoff_default(ctx_backoff_t *out);
+
+/**
+ * The decision after `attempts` failed attempts (0: before the first):
+ * `CTX_OK` with `*wait_ns` set to how long to wait before the next
+ * attempt (wait with `ctx_sleep`, which ends early if `ctx` is done), or
+ * why to give up: `CTX_EATTEMPTS` (`max_attempts` attempts failed),
+ * `CTX_EDEADLINE` (the deadline passed, or what is left of it cannot fit
+ * the wait and another attempt) or `CTX_ECANCELED` (`ctx_cause` says why).
+ * The rules are the core's, the same in every language.
+ *
+ * Errors: `CTX_EINVAL` if a pointer is NULL or `b` makes no sense (a
+ * negative time, a multiplier below 1 or not a number, a jitter outside 0
+ * to 1). Threads: any.
+ */
+ctx_status_t ctx_backoff_next(const ctx_t *ctx,
+                              const ctx_backoff_t *b,
+                              uint32_t attempts,
+                              int64_t *wait_ns);
+
+/**
+ * Calls `fn(ctx, attempt, userdata)` (`attempt` from 1) until it returns
+ * `CTX_ATTEMPT_OK`, returns anything but `CTX_ATTEMPT_RETRY`, or the
+ * backoff gives up, waiting between attempts as `ctx_backoff_next` says.
+ * One budget, `ctx`'s, covers every attempt and wait; a wait ends the
+ * moment `ctx` is done. `fn` runs on the calling thread.
+ *
+ * Returns `CTX_OK` (an attempt succeeded), `CTX_ETASK` (an attempt failed
+ * in a way not worth retrying), or why it gave up: `CTX_EATTEMPTS`,
+ * `CTX_EDEADLINE` or `CTX_ECANCELED`. Unless `attempts` is NULL, sets
+ * `*attempts` to how many attempts ran, whatever the result (but
+ * `CTX_EINVAL`). Keep what an attempt needs to report (its last error) in
+ * `userdata`.
+ *
+ * Errors: `CTX_EINVAL` if `ctx`, `b` or `fn` is NULL, or `b` makes no
+ * sense (see `ctx_backoff_next`). Threads: any; blocks.
+ */
+ctx_status_t ctx_retry(const ctx_t *ctx,
+                       const ctx_backoff_t *b,
+                       ctx_attempt_fn fn,
+                       void *userdata,
+                       uint32_t *attempts);
+
+/**
+ * Sleeps `ns` nanoseconds (zero or less: not at all), or until `ctx` is
+ * done, whichever is first. Returns `CTX_OK` if it slept the whole time,
+ * `CTX_ECANCELED` or `CTX_EDEADLINE` if `ctx` was or became done first
+ * (canceled, or past its deadline). The inverse of `ctx_wait`'s view.
+ *
+ * Errors: `CTX_EINVAL` if `ctx` is NULL. Threads: any; blocks.
+ */
+ctx_status_t ctx_sleep(const ctx_t *ctx, int64_t ns);
+
+/**
+ * How many cancelable contexts have been freed while still live (never
+ * canceled, never past their deadline: their cancel handle was released
+ * without `ctx_cancel`), process-wide and in every language. Counted
+ * always, at no cost on the hot path. Threads: any.
+ */
+uint64_t ctx_lost_cancels(void);
+
+/**
+ * Calls `fn(userdata, context, site)` for every lost cancel from now on
+ * (see `ctx_lost_cancels`); a NULL `fn` removes the hook. `fn` runs on the
+ * thread that freed the context (the one releasing its last reference),
+ * with no polyctx lock held of the context's; it should be quick. It may
+ * call this function (to replace or remove itself); a context it frees is
+ * counted, not reported. A call already under way on another thread when
+ * the hook is replaced may still finish with the old one.
+ *
+ * The process has one hook, shared by every language (Python's
+ * `polyctx.debug.set_lost_cancel_hook`, Node's `debug.onLostCancel`): the
+ * last one set wins. `userdata` stays yours. Threads: any.
+ */
+void ctx_set_lost_cancel_hook(ctx_lost_cancel_fn fn, void *userdata);
+
+/**
+ * Turns tracking of live contexts on (true) or off, process-wide: every
+ * context made while it is on (in any language) is listed by
+ * `ctx_debug_snapshot` until it is freed, with its kind, age, deadline,
+ * error and creation site. Off by default; off, it costs about 9 of 600
+ * instructions per derive and cancel. Threads: any.
+ */
+void ctx_debug_track(bool on);
+
+/**
+ * Whether contexts made now are tracked. Threads: any.
+ */
+bool ctx_debug_is_tracking(void);
+
+/**
+ * Records where `ctx` was made, as `file:line`, if it is tracked (else
+ * does nothing): call it right after deriving, or use `CTX_DEBUG_SITE(ctx)`,
+ * which passes `__FILE__` and `__LINE__`. Without it a context made by a
+ * C call is listed as made by "C code". `file` is copied.
+ *
+ * Errors: `CTX_EINVAL` if `ctx` or `file` is NULL. Threads: any.
+ */
+ctx_status_t ctx_debug_set_site(const ctx_t *ctx, const char *file, int line);
+
+/**
+ * How many tracked contexts are alive now. Threads: any.
+ */
+size_t ctx_debug_live_contexts(void);
+
+/**
+ * How many deadlines the core's timer has armed, process-wide. Threads: any.
+ */
+size_t ctx_debug_live_timers(void);
+
+/**
+ * How many `ctx_after_func` functions (and the other languages' after-funcs
+ * that run on the core's pool) are registered and not yet started,
+ * process-wide. Threads: any.
+ */
+size_t ctx_debug_pending_after_funcs(void);
+
+/**
+ * The tracked live contexts as a tree, one line each, oldest first:
+ * `#3 WithDeadline age 1.2ms, deadline 1.99s, made at server.c:42`
+ * (children indented under their parents), for a debug endpoint or a
+ * test's failure message. Empty when nothing tracked is alive.
+ *
+ * Writes like `ctx_describe`: if `buf_len > 0`, the first
+ * `min(n, buf_len - 1)` bytes of the n-byte text and a NUL; sets `*len` to
+ * n unless `len` is NULL, so a first call with `buf_len` 0 gives the size.
+ *
+ * Errors: `CTX_EINVAL` if `buf` is NULL with `buf_len > 0`. Threads: any.
+ */
+ctx_status_t ctx_debug_snapshot(char *buf, size_t buf_len, size_t *len);
 
 /**
  * A static, NUL-terminated description of a `ctx_status_t`, for messages;

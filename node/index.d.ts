@@ -179,6 +179,134 @@ export declare function stats(): {
   deadlines: number
 }
 
+/**
+ * A group of tasks under one context (Go's `errgroup.WithContext`). Each task
+ * gets the group's context, a child of `parent`, which is also `current()`
+ * in it. The first task to fail cancels that context with its error as the
+ * cause; `wait()` settles once every task has, then cancels the context,
+ * rejecting with the first error as is. `limit` bounds how many run at
+ * once; queued tasks never start if the context is done first.
+ */
+export declare class Group {
+  constructor(parent: Context, options?: { limit?: number | null })
+  /** The group's context: done when the parent is, at the first failure, or once `wait()` has settled. */
+  readonly context: Context
+  /** Runs `fn(ctx)` as a task; its promise is the group's to handle (ignoring it is safe). */
+  go<T>(fn: (ctx: Context) => T | PromiseLike<T>): Promise<T>
+  /** Settles once every task has: rejects with the first error, or resolves. */
+  wait(): Promise<void>
+}
+/**
+ * Runs each function of `tasks` as a task of a `Group` of `parent` and
+ * resolves to their results in order; rejects with the first error once
+ * every task has settled.
+ */
+export declare function group<T>(
+  parent: Context,
+  tasks: Iterable<(ctx: Context) => T | PromiseLike<T>>,
+  options?: { limit?: number | null },
+): Promise<T[]>
+
+/** The settings of a `Backoff`, in milliseconds. */
+export interface BackoffOptions {
+  /** The wait after the first failure (100). */
+  initial?: number
+  /** The longest wait (10,000). */
+  max?: number
+  /** Each wait is this many times the previous one, at least 1 (2). */
+  multiplier?: number
+  /** How much of each wait is random, 0 to 1 (0.2). */
+  jitter?: number
+  /** Give up after this many attempts (null: only the context's time limits). */
+  maxAttempts?: number | null
+  /** How long one attempt is expected to take: an attempt the remaining time cannot fit is never started. */
+  attemptTime?: number | null
+}
+/** Why `retry` gave up. */
+export type GiveUp = 'attempts' | 'deadline' | 'canceled'
+/** How to space the attempts of `retry`: the core's rules (exponential, capped, jittered, within the budget). */
+export declare class Backoff implements Readonly<Required<BackoffOptions>> {
+  constructor(options?: BackoffOptions)
+  readonly initial: number
+  readonly max: number
+  readonly multiplier: number
+  readonly jitter: number
+  readonly maxAttempts: number | null
+  readonly attemptTime: number | null
+  /** After `attempts` failures: the milliseconds to wait, or why to give up. `random` in [0, 1) is for tests. */
+  next(ctx: Context, attempts: number, random?: number): number | GiveUp
+}
+/**
+ * `retry` gave up: `reason`, how many `attempts` ran, the `lastError`, and
+ * as `cause` what made it give up (the cancellation's cause, the
+ * context's `DeadlineExceeded`, or else the last error).
+ */
+export declare class RetryError extends Error {
+  readonly reason: GiveUp
+  readonly attempts: number
+  readonly lastError: unknown
+}
+/**
+ * Calls `fn(attempt)` until it succeeds, fails with an error `retryable`
+ * does not accept (rejected as is), or the backoff gives up (`RetryError`).
+ * One budget, `ctx`'s, covers every attempt and wait; waits end the moment
+ * `ctx` is done.
+ */
+export declare function retry<T>(
+  ctx: Context,
+  fn: (attempt: number) => T | PromiseLike<T>,
+  options: { retryable: (error: unknown) => boolean; backoff?: Backoff | BackoffOptions },
+): Promise<T>
+/** Resolves after `ms`, or rejects with `ctx.err()` as soon as `ctx` is done. */
+export declare function sleep(ctx: Context, ms: number): Promise<void>
+/** Settles as `promise` does, or rejects with `ctx.err()` as soon as `ctx` is done. */
+export declare function waitFor<T>(ctx: Context, promise: T | PromiseLike<T>): Promise<T>
+
+/** One tracked live context. */
+export interface TrackedContext {
+  readonly id: number
+  readonly parent: number | null
+  readonly kind: 'WithCancel' | 'WithDeadline' | 'WithValue' | 'WithoutCancel'
+  readonly ageMs: number
+  /** Milliseconds until its deadline (negative: past), or null. */
+  readonly deadlineInMs: number | null
+  /** Go's text of its error, or null while it is not done. */
+  readonly err: string | null
+  /** The stack frame that made it (or what another language recorded), if known. */
+  readonly site: string | null
+}
+/** A lost cancel: a cancelable context freed while still live. */
+export interface LostCancel {
+  /** The context as Go's `String()` prints it. */
+  readonly context: string
+  /** Where it was made, if it was tracked. */
+  readonly site: string | null
+}
+/** Diagnostics: lost cancels, live contexts, what is pending. */
+export declare const debug: {
+  /** Tracks every context made from now on (or stops), process-wide. */
+  track(on?: boolean): void
+  isTracking(): boolean
+  setSite(ctx: Context, site: string): void
+  /** The tracked contexts alive now, oldest first; `toString()` is the tree. */
+  snapshot(): {
+    readonly contexts: readonly TrackedContext[]
+    /** The cancelable contexts (WithCancel, WithDeadline) not yet done. */
+    readonly running: TrackedContext[]
+    toString(): string
+  }
+  /** Cancelable contexts freed while still live, process-wide. */
+  lostCancels(): number
+  /** Calls `fn` for each lost cancel freed on this thread; `null` stops. */
+  onLostCancel(fn: ((lost: LostCancel) => void) | null): void
+  /** Process warnings (code `POLYCTX_LOST_CANCEL`) for lost cancels, off by default. */
+  warnLostCancels(on?: boolean): void
+  /** Deadlines armed in the core's timer, process-wide. */
+  liveTimers(): number
+  /** After-funcs not yet started. */
+  pendingAfterFuncs(): number
+}
+
 import * as wireModule from './wire.js'
 /** What crosses between services: see `polyctx/wire`. */
 export declare const wire: typeof wireModule

@@ -306,6 +306,18 @@ let drainQueued = false
 function drainReleased() {
   drainQueued = false
   dispatch()
+  if (onLost !== null) reportLost()
+}
+
+// Lost cancels (see debug.js): the native side queues those freed on this
+// thread while `onLost` is set, which is where releasing a handle frees them.
+let onLost = null
+function reportLost() {
+  for (const [context, site] of native.takeLostCancels()) {
+    const report = Object.freeze({ context, site: site ?? null })
+    const fn = onLost
+    queueMicrotask(() => fn(report)) // each apart, as after-funcs: one that throws stops no other
+  }
 }
 const handles = new FinalizationRegistry((h) => {
   const watch = native.release(h)
@@ -504,7 +516,27 @@ function handle(parent, fn) {
 }
 
 function wrap(h, link) {
-  return new Context(CREATE, h, link)
+  const ctx = new Context(CREATE, h, link)
+  if (siteTracking) native.setSite(h, callerSite())
+  return ctx
+}
+
+// With debug.track() on, each context records the stack frame that made it:
+// the first one outside this package's own modules.
+let siteTracking = false
+const OWN_MODULE = new RegExp(`${__dirname.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[\\/][^\\/]+\\.js:`)
+
+function callerSite() {
+  const limit = Error.stackTraceLimit
+  trySetStackTraceLimit(32)
+  const stack = new Error().stack
+  trySetStackTraceLimit(limit)
+  if (typeof stack !== 'string') return 'unknown'
+  for (const line of stack.split('\n').slice(1)) {
+    const frame = line.trim().replace(/^at /, '')
+    if (!OWN_MODULE.test(frame) && !frame.startsWith('node:internal')) return frame
+  }
+  return 'unknown'
 }
 
 function cancelFunc(ctx) {
@@ -915,6 +947,14 @@ module.exports = {
 // What the package's other modules (wire, http, grpc, ...) use.
 Object.assign(internal, {
   native,
+  describe,
+  trackSites: (on) => (siteTracking = on),
+  onLostCancel: (fn) => (onLost = fn),
+  pendingAfterFuncs: () => {
+    let n = 0
+    for (const w of watchers.values()) if (typeof w === 'function') n++
+    return n
+  },
   handle,
   handleOf,
   linkOf,
@@ -931,7 +971,9 @@ Object.assign(internal, {
   currentStore,
 })
 
-// polyctx.wire: loaded after the above, which it uses.
+// The patterns and diagnostics, and polyctx.wire: loaded after the above, which they use.
+Object.assign(module.exports, require('./patterns.js'))
+module.exports.debug = require('./debug.js')
 Object.defineProperty(module.exports, 'wire', { enumerable: true, get: () => require('./wire.js') })
 
 // Test hooks (node/test, with POLYCTX_TEST_HOOKS=1 only): what no user may

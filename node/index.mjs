@@ -26,6 +26,14 @@ export const {
   Canceled,
   DeadlineExceeded,
   EndReason,
+  Group,
+  group,
+  Backoff,
+  RetryError,
+  retry,
+  sleep,
+  waitFor,
+  debug,
   wire,
 } = polyctx
 

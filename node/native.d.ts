@@ -20,6 +20,27 @@ export declare class WirePolicy {
 
 export declare function background(): number
 
+/** Why `settings` are refused, in the core's words; null if they are fine. */
+export declare function backoffCheck(settings: BackoffSettings): string | null
+
+/**
+ * The core's decision after `attempts` failures, for the context behind
+ * `h`: the wait in milliseconds (>= 0), or a `GIVE_UP_*` code (< 0).
+ * `random` in [0, 1) replaces the random draw. The settings are checked
+ * (`backoff_check`) when the JS `Backoff` is made.
+ */
+export declare function backoffNext(h: number, settings: BackoffSettings, attempts: number, random?: number | undefined | null): number
+
+/** The settings of a `Backoff`, from JS. */
+export interface BackoffSettings {
+  initial: number
+  max: number
+  multiplier: number
+  jitter: number
+  maxAttempts?: number
+  attemptTime?: number
+}
+
 /** One baggage member. */
 export interface BaggageMember {
   key: string
@@ -184,6 +205,15 @@ export declare function formatTimeoutMs(remainingNs: bigint): string | null
  */
 export declare function fromC(ctx: bigint, cancel?: bigint | undefined | null): number
 
+/** `backoff_next`: give up, `max_attempts` attempts failed. */
+export declare const GIVE_UP_ATTEMPTS: number
+
+/** `backoff_next`: give up, the context was canceled. */
+export declare const GIVE_UP_CANCELED: number
+
+/** `backoff_next`: give up, the deadline passed or what is left of it cannot fit another attempt. */
+export declare const GIVE_UP_DEADLINE: number
+
 /**
  * The header names the core reads, lowercase: the JS layer passes only
  * these fields to `extract`.
@@ -206,6 +236,8 @@ export declare function inject(h: number, policy: WirePolicy, protocolName: stri
 
 export declare function isDone(h: number): boolean
 
+export declare function isTracking(): boolean
+
 /**
  * A new `ctx_key_t *` for the key behind `k` (the same key), for C to
  * release with `ctx_key_release`.
@@ -226,6 +258,12 @@ export interface LiveCounts {
   /** Deadlines armed in the core's timer. */
   deadlines: number
 }
+
+/** Deadlines armed in the core's timer, process-wide. */
+export declare function liveTimers(): number
+
+/** How many cancelable contexts have been freed while still live, process-wide. */
+export declare function lostCancels(): number
 
 /**
  * A header value that does not follow its grammar, and the error it is
@@ -261,6 +299,12 @@ export declare function parseTraceparent(values: Array<string>): TraceParts | nu
 export declare function parseTracestate(values: Array<string>): Array<Array<string>> | null
 
 /**
+ * The core's after-funcs not yet started, process-wide (C's
+ * `ctx_after_func`s; the JS layer counts its own).
+ */
+export declare function pendingAfterFuncs(): number
+
+/**
  * The process is exiting: see `events::process_exiting`. The JS layer
  * calls it from the main thread's `'exit'` event.
  */
@@ -274,6 +318,30 @@ export declare function processExiting(): void
 export declare function release(h: number): number
 
 export declare function releaseKey(k: number): void
+
+/**
+ * Starts or stops queueing this environment's lost cancels for
+ * `take_lost_cancels`.
+ */
+export declare function reportLostCancels(on: boolean): void
+
+/** Records where the context behind `h` was made (if it is tracked). */
+export declare function setSite(h: number, site: string): void
+
+/** The tracked contexts alive now, oldest first, and their tree. */
+export declare function snapshot(): Snapshot
+
+export interface Snapshot {
+  contexts: Array<Tracked>
+  /** The core's tree dump. */
+  text: string
+}
+
+/**
+ * The reports queued on this thread since the last call, as `[context,
+ * site or null]` pairs.
+ */
+export declare function takeLostCancels(): Array<Array<string | undefined | null>>
 
 /** A new `ctx_t *` owning one reference to `h`'s context, for C to release. */
 export declare function toC(h: number): bigint
@@ -296,6 +364,22 @@ export interface TraceParts {
   flags: number
   /** The `traceparent` value. */
   header: string
+}
+
+/** Turns tracking of live contexts on or off, process-wide. */
+export declare function track(on: boolean): void
+
+/** One tracked live context. */
+export interface Tracked {
+  id: number
+  parent?: number
+  kind: string
+  ageMs: number
+  /** Milliseconds to its deadline (negative: past), or null. */
+  deadlineInMs?: number
+  /** Go's text of its error, or null while it is not done. */
+  err?: string
+  site?: string
 }
 
 /**

@@ -199,5 +199,36 @@ impl AfterFunc {
 /// A pending `after_func` keeps `ctx` alive until it is done or the function
 /// is stopped.
 pub fn after_func<F: FnOnce() + Send + 'static>(ctx: &Context, f: F) -> AfterFunc {
+    let pending = Pending::new();
+    let f = move || {
+        drop(pending); // started: no longer pending
+        f();
+    };
     AfterFunc(register(ctx.node.signal_ref(), Action::Spawn(Box::new(f))))
+}
+
+/// After-funcs registered and not yet started, stopped or dropped, process-wide.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// One pending after-func, counted from [`after_func`] until its function
+/// starts or is dropped unrun (stopped, or its context can never be done and
+/// its handle is gone).
+struct Pending;
+
+impl Pending {
+    fn new() -> Pending {
+        PENDING.fetch_add(1, Ordering::Relaxed);
+        Pending
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        PENDING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// See [`crate::stats::pending_after_funcs`].
+pub(crate) fn pending_after_funcs() -> usize {
+    PENDING.load(Ordering::Relaxed)
 }

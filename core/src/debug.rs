@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::node::{error_of, Kind, Node};
@@ -38,7 +38,9 @@ pub struct LostCancel {
 
 type Hook = Box<dyn Fn(&LostCancel) + Send + Sync>;
 
-static HOOK: RwLock<Option<Hook>> = RwLock::new(None);
+/// Shared, so that it is called with no lock held (it may set the hook, or
+/// free contexts) and dropped outside the lock too.
+static HOOK: RwLock<Option<Arc<Hook>>> = RwLock::new(None);
 static HOOKED: AtomicBool = AtomicBool::new(false);
 
 /// How many cancelable contexts have been freed while still live, process-wide.
@@ -48,11 +50,16 @@ pub fn lost_cancels() -> u64 {
 
 /// Calls `hook` for every lost cancel from now on (`None` removes it). The
 /// hook runs on the thread that dropped the last handle, with no polyctx
-/// lock held; it must not panic, and should be quick.
+/// lock held (it may set the hook, and free contexts); it must not panic,
+/// and should be quick. A call under way on another thread may still
+/// finish with the hook this replaces.
 pub fn set_lost_cancel_hook(hook: Option<Hook>) {
-    let mut slot = HOOK.write().unwrap_or_else(PoisonError::into_inner);
-    HOOKED.store(hook.is_some(), Ordering::Relaxed);
-    *slot = hook;
+    let old = {
+        let mut slot = HOOK.write().unwrap_or_else(PoisonError::into_inner);
+        HOOKED.store(hook.is_some(), Ordering::Relaxed);
+        std::mem::replace(&mut *slot, hook.map(Arc::new))
+    };
+    drop(old); // its captures' destructors run with no lock held
 }
 
 /// Called by the tree for a cancelable node whose last reference is gone
@@ -66,7 +73,8 @@ pub(crate) fn lost_cancel(node: &Node) {
         context: crate::display::chain(node),
         site: tracked_site(node),
     };
-    if let Some(hook) = HOOK.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+    let hook = HOOK.read().unwrap_or_else(PoisonError::into_inner).clone();
+    if let Some(hook) = hook {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&report)));
     }
 }

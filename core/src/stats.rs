@@ -2,7 +2,7 @@
 //! the after-func pool currently hold. Each call takes a lock briefly; not
 //! for hot paths.
 
-use crate::{pool, timer, tree, Context};
+use crate::{callback, pool, timer, tree, Context};
 
 /// How many live cancelable contexts are hooked directly under the context
 /// that decides when `ctx` is done (`ctx` itself if it is cancelable).
@@ -25,4 +25,12 @@ pub fn pending_deadlines() -> usize {
 /// (workers, busy or idle, and the watcher that adds them).
 pub fn after_func_threads() -> usize {
     pool::threads()
+}
+
+/// How many `after_func`s are registered and not yet started, process-wide:
+/// waiting for their contexts, or queued for the after-func pool. One that
+/// was stopped, or whose context can never be done and whose handle is
+/// gone, is not counted.
+pub fn pending_after_funcs() -> usize {
+    callback::pending_after_funcs()
 }

@@ -101,3 +101,43 @@ fn tracked_contexts_are_listed_as_a_tree_with_their_sites() {
         debug::snapshot()
     );
 }
+
+#[test]
+fn pending_after_funcs_are_counted_until_they_start_or_are_stopped() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = polyctx::stats::pending_after_funcs();
+    let (ctx, cancel) = with_cancel(&Context::background());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ran = polyctx::after_func(&ctx, move || tx.send(()).unwrap());
+    let stopped = polyctx::after_func(&ctx, || {});
+    let never = polyctx::after_func(&Context::background(), || {});
+    assert_eq!(polyctx::stats::pending_after_funcs(), base + 3);
+    assert!(stopped.stop());
+    drop(never); // its context can never be done: it can never run
+    assert_eq!(polyctx::stats::pending_after_funcs(), base + 1);
+    cancel.cancel();
+    rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(polyctx::stats::pending_after_funcs(), base);
+    drop(ran);
+}
+
+#[test]
+fn a_hook_may_replace_itself_and_free_contexts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (tx, rx) = std::sync::mpsc::channel();
+    // On a thread of its own: a deadlock fails the test instead of hanging it.
+    std::thread::spawn(move || {
+        let calls = Arc::new(Mutex::new(0));
+        let seen = calls.clone();
+        debug::set_lost_cancel_hook(Some(Box::new(move |_| {
+            *seen.lock().unwrap() += 1;
+            debug::set_lost_cancel_hook(None);
+            drop(with_cancel(&Context::background())); // a context the hook frees
+        })));
+        drop(with_cancel(&Context::background()));
+        drop(with_cancel(&Context::background()));
+        let calls = *calls.lock().unwrap();
+        tx.send(calls).unwrap();
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(1));
+}

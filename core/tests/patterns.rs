@@ -99,6 +99,49 @@ fn backoff_doubles_caps_jitters_and_counts() {
 }
 
 #[test]
+fn backoff_settings_are_checked_and_nan_never_panics() {
+    assert_eq!(no_jitter().check(), Ok(()));
+    for bad in [
+        Backoff {
+            multiplier: f64::NAN,
+            ..no_jitter()
+        },
+        Backoff {
+            multiplier: 0.5,
+            ..no_jitter()
+        },
+        Backoff {
+            jitter: 1.5,
+            ..no_jitter()
+        },
+        Backoff {
+            jitter: f64::NAN,
+            ..no_jitter()
+        },
+        Backoff {
+            max_attempts: Some(0),
+            ..no_jitter()
+        },
+    ] {
+        assert!(bad.check().is_err(), "{bad:?}");
+    }
+    let bg = Context::background();
+    // Unchecked settings still give an answer, never a panic.
+    let nan = Backoff {
+        multiplier: f64::NAN,
+        jitter: f64::NAN,
+        ..no_jitter()
+    };
+    assert!(matches!(nan.next_with(&bg, 2, f64::NAN), Next::Wait(d) if d == Duration::from_millis(10)));
+    let zero = Backoff {
+        initial: Duration::ZERO,
+        max_attempts: None,
+        ..no_jitter()
+    };
+    assert!(matches!(zero.next_with(&bg, u32::MAX, 0.0), Next::Wait(d) if d.is_zero()));
+}
+
+#[test]
 fn retry_succeeds_fails_fatally_or_runs_out_of_attempts() {
     let bg = Context::background();
     let calls = AtomicUsize::new(0);

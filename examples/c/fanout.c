@@ -1,14 +1,14 @@
-/* The fan-out demo: one request with a 150 ms budget calls five backends in
- * parallel threads. The fast ones finish; when the budget is spent, every
- * slow one stops at once, and none is left running.
+/* The article's leaky fan-out, fixed: a request with a 150 ms budget calls
+ * five backends at once, one thread each (ctx_group_run, Go's errgroup).
+ * The fast ones answer; when the budget is spent every slow one stops at
+ * once, and the call returns with no thread, timer or context left behind.
+ * One backend waits the event-loop way: poll() on its socket and on the
+ * request's ctx_done_fd together.
  *
- * One backend is waited for the event-loop way: poll() on its socket and on
- * the request's ctx_done_fd together. */
+ *   cc fanout.c $(pkg-config --cflags --libs ctx) -o fanout */
 #define _GNU_SOURCE
 #include <ctx.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -17,86 +17,67 @@
 typedef struct {
     const char *name;
     int64_t takes_ns; /* how long the backend needs to answer */
-    bool use_poll;
+    int use_poll;
+    int answered;
 } backend_t;
 
-static const backend_t backends[] = {
-    {"auth", 20 * MS, false},  {"profile", 60 * MS, false}, {"search", 400 * MS, false},
-    {"ads", 2000 * MS, true},  {"recs", 5000 * MS, false},
-};
-enum { N = sizeof backends / sizeof backends[0] };
-
 static int64_t start_ns;
-static atomic_int running;
-static pthread_mutex_t print_mu = PTHREAD_MUTEX_INITIALIZER;
 
-typedef struct {
-    const backend_t *backend;
-    const ctx_t *request; /* borrowed: main holds it until every worker is joined */
-} call_t;
-
-static void report(const backend_t *b, const ctx_t *request, bool finished) {
-    int64_t at = (ctx_now_ns() - start_ns) / MS;
-    pthread_mutex_lock(&print_mu);
-    if (finished) {
-        printf("%4lld ms  %-8s finished (needed %lld ms)\n", (long long)at, b->name, (long long)(b->takes_ns / MS));
-    } else {
-        char cause[80];
-        ctx_cause(request, cause, sizeof cause, NULL, NULL);
-        const char *err = ctx_err(request) == CTX_ERR_DEADLINE_EXCEEDED ? "deadline exceeded" : "canceled";
-        printf("%4lld ms  %-8s stopped: %s (%s)\n", (long long)at, b->name, err, cause);
-    }
-    pthread_mutex_unlock(&print_mu);
-}
-
-/* Waits for the backend's answer or the request's end, whichever is first. */
-static bool call_blocking(const call_t *c) {
-    return ctx_wait(c->request, c->backend->takes_ns) == CTX_ETIMEDOUT;
-}
-
-static bool call_polling(const call_t *c) {
-    int sock[2]; /* stands for a socket whose answer never comes in time */
+/* Waits for the "answer" (a pipe that stays silent) or the context's end. */
+static ctx_status_t call_polling(const ctx_t *ctx, const backend_t *b) {
+    int sock[2];
     ctx_fd_t *done;
-    if (pipe(sock) != 0 || ctx_done_fd(c->request, &done) != CTX_OK) return false;
+    if (pipe(sock) != 0 || ctx_done_fd(ctx, &done) != CTX_OK) return CTX_ESYS;
     struct pollfd fds[2] = {{.fd = sock[0], .events = POLLIN}, {.fd = ctx_fd_get(done), .events = POLLIN}};
-    int ready = poll(fds, 2, (int)(c->backend->takes_ns / MS));
-    bool answered = ready == 0 || (fds[0].revents & POLLIN); /* timeout: the "answer" */
+    int ready = poll(fds, 2, (int)(b->takes_ns / MS));
     ctx_fd_close(done);
     close(sock[0]);
     close(sock[1]);
-    return answered && !(fds[1].revents & POLLIN);
+    if (ready == 0) return CTX_OK; /* the time it takes passed: its answer */
+    return ctx_err(ctx) == CTX_ERR_DEADLINE_EXCEEDED ? CTX_EDEADLINE : CTX_ECANCELED;
 }
 
-static void *worker(void *arg) {
-    const call_t *c = arg;
-    bool finished = c->backend->use_poll ? call_polling(c) : call_blocking(c);
-    report(c->backend, c->request, finished);
-    atomic_fetch_sub(&running, 1);
-    return NULL;
+/* A task of the group: a downstream call that listens to its context. */
+static int call(const ctx_t *ctx, void *userdata) {
+    backend_t *b = userdata;
+    ctx_status_t s = b->use_poll ? call_polling(ctx, b) : ctx_sleep(ctx, b->takes_ns);
+    long long at = (long long)((ctx_now_ns() - start_ns) / MS);
+    if (s == CTX_OK) {
+        b->answered = 1;
+        printf("%4lld ms  %-8s answered (needed %lld ms)\n", at, b->name, (long long)(b->takes_ns / MS));
+        return 0;
+    }
+    char why[80];
+    ctx_cause(ctx, why, sizeof why, NULL, NULL);
+    printf("%4lld ms  %-8s stopped: %s (%s)\n", at, b->name, ctx_err_string(ctx_err(ctx)), why);
+    return 0; /* a partial answer is not a failure: the request returns what it has */
 }
 
 int main(void) {
+    backend_t backends[] = {
+        {"auth", 20 * MS, 0, 0},  {"profile", 60 * MS, 0, 0}, {"search", 400 * MS, 0, 0},
+        {"ads", 2000 * MS, 1, 0}, {"recs", 5000 * MS, 0, 0},
+    };
+    enum { N = sizeof backends / sizeof backends[0] };
+    ctx_task_t tasks[N];
+    for (int i = 0; i < N; i++) tasks[i] = (ctx_task_t){call, &backends[i]};
+
+    ctx_debug_track(true); /* list every context made from here on */
     start_ns = ctx_now_ns();
     ctx_t *request;
     ctx_cancel_t *cancel;
     if (ctx_with_timeout_cause(ctx_background(), 150 * MS, "request budget of 150 ms spent", 504, &request,
                                &cancel) != CTX_OK)
         return 1;
+    CTX_DEBUG_SITE(request);
     printf("c: a request fans out to %d backend threads under a 150 ms deadline\n", N);
+    ctx_status_t s = ctx_group_run(request, tasks, N, 0, NULL); /* returns once every task has */
+    ctx_cancel_and_release(request, cancel);                   /* Go's `defer cancel()` */
 
-    pthread_t threads[N];
-    call_t calls[N];
-    for (int i = 0; i < N; i++) {
-        calls[i] = (call_t){&backends[i], request};
-        atomic_fetch_add(&running, 1);
-        pthread_create(&threads[i], NULL, worker, &calls[i]);
-    }
-    for (int i = 0; i < N; i++) pthread_join(threads[i], NULL);
-    printf("%4lld ms  all joined; workers still running: %d\n", (long long)((ctx_now_ns() - start_ns) / MS),
-           atomic_load(&running));
-
-    ctx_cancel(cancel); /* defer cancel() */
-    ctx_cancel_release(cancel);
-    ctx_release(request);
-    return atomic_load(&running) == 0 ? 0 : 1;
+    int answered = 0;
+    for (int i = 0; i < N; i++) answered += backends[i].answered;
+    printf("%4lld ms  %d of %d answered; contexts left: %zu, lost cancels: %llu\n",
+           (long long)((ctx_now_ns() - start_ns) / MS), answered, N, ctx_debug_live_contexts(),
+           (unsigned long long)ctx_lost_cancels());
+    return s == CTX_OK && ctx_debug_live_contexts() == 0 ? 0 : 1; /* nothing left running */
 }

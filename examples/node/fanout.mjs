@@ -1,13 +1,14 @@
 // The article's leaky fan-out, fixed with polyctx in Node: one request
-// deadline, five downstream calls (three over HTTP to a local server, two
-// on timers), and every slow call stops the moment the deadline passes.
+// deadline, five downstream calls in a group (three over HTTP to a local
+// server, two on timers), and every slow call stops the moment the deadline
+// passes, leaving no context running.
 //
 // Run with `make demo` (or `node examples/node/fanout.mjs` once polyctx is
 // installed next to it).
 import { createServer } from 'node:http'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { background, withTimeout, withValue, createKey, cause } from 'polyctx'
+import { background, withTimeout, withValue, createKey, cause, group, debug } from 'polyctx'
 
 const TRACE_ID = createKey('trace-id')
 const SERVICES = [
@@ -43,30 +44,30 @@ async function compute(ms, signal) {
 
 const start = performance.now()
 const at = () => `[${String(Math.round(performance.now() - start)).padStart(4)} ms]`
-let running = 0
 
+// One task of the group: the call, and what became of it.
 async function call(ctx, name, ms, kind) {
-  running++
   try {
     const answer = await (kind === 'http' ? fetchService(name, ms, ctx.signal) : compute(ms, ctx.signal))
     console.log(`${at()} ${name.padEnd(9)} answered ${answer} (needed ${ms} ms)`)
   } catch (e) {
-    if (!ctx.isDone()) throw e
+    if (!ctx.isDone()) throw e // a real failure: the group cancels the rest
     // fetch rejects with the signal's reason, timers with an AbortError
     // wrapping it: either way the context says why.
     console.log(`${at()} ${name.padEnd(9)} stopped: ${ctx.err().message}, would have needed ${ms} ms`)
-  } finally {
-    running--
   }
 }
 
+debug.track() // every context made from here on is listed until it is freed
 const request = withValue(background(), TRACE_ID, '4bf92f3577b34da6')
 const [ctx, cancel] = withTimeout(request, 150, new Error('request budget of 150ms spent'))
 try {
   console.log(`node: request ${ctx.value(TRACE_ID)} fans out to ${SERVICES.length} services under a 150 ms deadline`)
-  await Promise.all(SERVICES.map(([name, ms, kind]) => call(ctx, name, ms, kind)))
+  // Go's errgroup: each call gets the group's context; wait() returns once every call has.
+  await group(ctx, SERVICES.map(([name, ms, kind]) => (ctx) => call(ctx, name, ms, kind)))
 } finally {
   cancel()
 }
-console.log(`${at()} calls still running: ${running} (cause: ${cause(ctx).message})`)
+const running = debug.snapshot().running.length
+console.log(`${at()} contexts still running: ${running} (cause: ${cause(ctx).message})`)
 server.close()

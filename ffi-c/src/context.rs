@@ -198,7 +198,7 @@ pub extern "C" fn ctx_without_cancel(parent: *const ctx_t, out: *mut *mut ctx_t)
         let (parent, out) = (arg!(parent), arg!(out));
         // SAFETY: the caller owns `parent`.
         let parent = unsafe { handle::ctx_borrow(parent) };
-        put(out, handle::ctx_into_raw(polyctx::without_cancel(&parent)));
+        put(out, crate::debug::new_c_context(polyctx::without_cancel(&parent)));
         ctx_status_t::CTX_OK
     })
 }
@@ -399,7 +399,7 @@ fn derive(
     // SAFETY: the caller owns `parent` (header contract).
     let parent = unsafe { handle::ctx_borrow(parent) };
     let (ctx, cancel) = make(&parent);
-    put(ctx_out, handle::ctx_into_raw(ctx));
+    put(ctx_out, crate::debug::new_c_context(ctx));
     put(cancel_out, handle::cancel_into_raw(cancel));
     ctx_status_t::CTX_OK
 }
@@ -411,7 +411,7 @@ fn plain((ctx, cancel): (Context, polyctx::CancelFunc)) -> (Context, AnyCancelFu
 /// Writes `text` as `snprintf` would: its first `min(n, buf_len - 1)` bytes
 /// and a NUL into `buf` (if any), and its full length n into `*len` (if
 /// `len` is not NULL).
-fn write_text(text: &[u8], buf: Option<NonNull<c_char>>, buf_len: usize, len: *mut usize) {
+pub(crate) fn write_text(text: &[u8], buf: Option<NonNull<c_char>>, buf_len: usize, len: *mut usize) {
     if let Some(buf) = buf {
         let n = text.len().min(buf_len - 1);
         // SAFETY: `buf` points to `buf_len` writable bytes (header contract)

@@ -27,6 +27,10 @@ mod codec;
 
 mod wire;
 
+mod patterns;
+
+mod debug;
+
 mod status;
 
 pub mod handle;

@@ -60,13 +60,22 @@ pub enum ctx_status_t {
     /// call has nothing to send (no time left, no members). Leave the header
     /// out.
     CTX_EABSENT = 12,
-    /// `ctx_wire_inject*`: the context is canceled, so the call would fail
-    /// anyway; nothing was written. Fail the call locally.
+    /// The context is canceled. `ctx_wire_inject*`: the call would fail
+    /// anyway, and nothing was written: fail the call locally. `ctx_sleep`,
+    /// `ctx_backoff_next`, `ctx_retry`: the wait or the retries stopped
+    /// (`ctx_cause` says why).
     CTX_ECANCELED = 13,
-    /// `ctx_wire_inject*`: the context has no time left (its deadline has
-    /// passed, even if the timer has not fired yet); nothing was written.
-    /// Fail the call locally with a deadline error.
+    /// The context has no time left. `ctx_wire_inject*`: its deadline has
+    /// passed (even if the timer has not fired yet) and nothing was written:
+    /// fail the call locally with a deadline error. `ctx_sleep`: the
+    /// deadline ended the sleep. `ctx_backoff_next`, `ctx_retry`: the
+    /// deadline passed, or what is left of it cannot fit another attempt.
     CTX_EDEADLINE = 14,
+    /// `ctx_backoff_next`, `ctx_retry`: `max_attempts` attempts failed.
+    CTX_EATTEMPTS = 15,
+    /// `ctx_group_run`: a task failed (returned non-zero); `ctx_retry`: an
+    /// attempt failed in a way not worth retrying.
+    CTX_ETASK = 16,
 }
 
 /// Why a context is done, as returned by `ctx_err`. Zero while it is not,
@@ -98,7 +107,7 @@ impl From<Option<polyctx::Error>> for ctx_err_t {
     }
 }
 
-const STATUSES: [ctx_status_t; 15] = {
+const STATUSES: [ctx_status_t; 17] = {
     use ctx_status_t::*;
     [
         CTX_OK,
@@ -116,6 +125,8 @@ const STATUSES: [ctx_status_t; 15] = {
         CTX_EABSENT,
         CTX_ECANCELED,
         CTX_EDEADLINE,
+        CTX_EATTEMPTS,
+        CTX_ETASK,
     ]
 };
 
@@ -146,8 +157,10 @@ fn describe_status(status: c_int) -> Option<&'static CStr> {
         CTX_EMALFORMED => c"malformed header value",
         CTX_ENOBUFS => c"buffer too small (nothing truncated; the length needed was reported)",
         CTX_EABSENT => c"no value (header absent or empty, or nothing to send)",
-        CTX_ECANCELED => c"the context is canceled: nothing was sent",
-        CTX_EDEADLINE => c"no time left before the deadline: nothing was sent",
+        CTX_ECANCELED => c"the context is canceled (nothing was sent, or the wait or retries stopped)",
+        CTX_EDEADLINE => c"no time left before the deadline (nothing was sent, or no further attempt fits)",
+        CTX_EATTEMPTS => c"gave up: out of attempts",
+        CTX_ETASK => c"a task failed, or an attempt failed in a way not worth retrying",
     })
 }
 
@@ -234,6 +247,16 @@ impl FfiReturn for std::ffi::c_int {
 
 /// `ctx_tracestate_len`, `ctx_baggage_len`: a NULL list is empty.
 impl FfiReturn for usize {
+    fn invalid() -> Self {
+        0
+    }
+    fn panicked() -> Self {
+        0
+    }
+}
+
+/// `ctx_lost_cancels`, which cannot fail: a count, 0 if it did.
+impl FfiReturn for u64 {
     fn invalid() -> Self {
         0
     }
@@ -408,7 +431,7 @@ mod tests {
             text(ctx_err_string(ctx_status_t::CTX_EINVAL as c_int)),
             "unknown ctx error"
         );
-        for n in [-1, 15, 99, 103] {
+        for n in [-1, 17, 99, 103] {
             assert_eq!(text(ctx_strerror(n)), "unknown ctx status");
         }
     }

@@ -83,7 +83,10 @@ pub extern "C" fn ctx_with_value_bytes(
         let value = ForeignValue::Bytes(ForeignBytes::new(bytes));
         // SAFETY: the caller owns `parent` and `key`.
         let (parent, key) = unsafe { (handle::ctx_borrow(parent), handle::key_borrow(key)) };
-        put(out, handle::ctx_into_raw(polyctx::with_value(&parent, key, value)));
+        put(
+            out,
+            crate::debug::new_c_context(polyctx::with_value(&parent, key, value)),
+        );
         ctx_status_t::CTX_OK
     })
 }
@@ -122,7 +125,10 @@ pub extern "C" fn ctx_with_value(
         // SAFETY: the header's contract for `ptr` and `dtor` is `new`'s:
         // `dtor(ptr)` may run once on any thread, and `ptr` is shareable.
         let value = ForeignValue::Pointer(unsafe { ForeignPtr::new(ptr, dtor) });
-        put(out, handle::ctx_into_raw(polyctx::with_value(&parent, key, value)));
+        put(
+            out,
+            crate::debug::new_c_context(polyctx::with_value(&parent, key, value)),
+        );
         ctx_status_t::CTX_OK
     })
 }

@@ -390,7 +390,7 @@ fn extract<H: HeaderSource + ?Sized>(
     };
     match result {
         Ok((ctx, cancel)) => {
-            put(out.ctx, handle::ctx_into_raw(ctx));
+            put(out.ctx, crate::debug::new_c_context(ctx));
             put(out.cancel, handle::cancel_into_raw(cancel.into()));
             ctx_status_t::CTX_OK
         }
@@ -841,7 +841,7 @@ pub extern "C" fn ctx_wire_with_trace_context(
         };
         // SAFETY: the caller owns `parent`.
         let parent = unsafe { handle::ctx_borrow(parent) };
-        put(out, handle::ctx_into_raw(wire::with_trace_context(&parent, tc)));
+        put(out, crate::debug::new_c_context(wire::with_trace_context(&parent, tc)));
         ctx_status_t::CTX_OK
     })
 }
@@ -860,7 +860,10 @@ pub extern "C" fn ctx_wire_with_baggage(
         let (parent, b, out) = (arg!(parent), arg!(b), arg!(out));
         // SAFETY: the caller owns `parent` and `b`.
         let (parent, b) = unsafe { (handle::ctx_borrow(parent), handle::box_borrow(b)) };
-        put(out, handle::ctx_into_raw(wire::with_baggage(&parent, b.to_core())));
+        put(
+            out,
+            crate::debug::new_c_context(wire::with_baggage(&parent, b.to_core())),
+        );
         ctx_status_t::CTX_OK
     })
 }

@@ -775,7 +775,8 @@ static void test_bad_input(void) {
 static void test_info(void) {
     int codes[] = {CTX_OK,         CTX_EINVAL,  CTX_EKIND,   CTX_ETIMEDOUT, CTX_ERANGE,
                    CTX_EPANIC,     CTX_ESYS,    CTX_ENOTFOUND, CTX_ENODEADLINE, CTX_ENOTDONE,
-                   CTX_EMALFORMED, CTX_ENOBUFS, CTX_EABSENT, CTX_ECANCELED, CTX_EDEADLINE};
+                   CTX_EMALFORMED, CTX_ENOBUFS, CTX_EABSENT, CTX_ECANCELED, CTX_EDEADLINE,
+                   CTX_EATTEMPTS,  CTX_ETASK};
     int n = (int)(sizeof codes / sizeof codes[0]);
     for (int i = 0; i < n; i++) {
         CHECK(codes[i] == i); /* numbers are part of the ABI */

@@ -225,6 +225,7 @@ unsafe extern "C" fn shutdown(_arg: *mut c_void) {
         crate::handle::close();
         return;
     }
+    crate::debug::shutdown();
     crate::handle::free_all();
     let watches: Vec<Watch> = WATCHES.with(|w| w.borrow_mut().drain().map(|(_, watch)| watch).collect());
     WATCH_COUNT.fetch_sub(watches.len(), Ordering::Relaxed);

@@ -17,9 +17,11 @@
 // `pub` like the functions at the root, whose registration napi generates
 // outside test builds: so that `cargo test` does not see them as unused.
 pub mod cabi;
+pub mod debug;
 mod events;
 mod handle;
 mod held;
+pub mod patterns;
 mod protocol;
 pub mod wire;
 

@@ -41,3 +41,13 @@ pub const CAUSE_REASON: i32 = -2;
 /// environment) is `CAUSE_TEXT - k`, `k` its index for `cause_text`.
 #[napi]
 pub const CAUSE_TEXT: i32 = -16;
+
+/// `backoff_next`: give up, `max_attempts` attempts failed.
+#[napi]
+pub const GIVE_UP_ATTEMPTS: i32 = -1;
+/// `backoff_next`: give up, the deadline passed or what is left of it cannot fit another attempt.
+#[napi]
+pub const GIVE_UP_DEADLINE: i32 = -2;
+/// `backoff_next`: give up, the context was canceled.
+#[napi]
+pub const GIVE_UP_CANCELED: i32 = -3;

@@ -45,3 +45,28 @@ export async function main(): Promise<void> {
   // @ts-expect-error: contexts come from the with* functions
   new polyctx.Context()
 }
+
+export async function patterns(): Promise<void> {
+  const { Group, group, retry, Backoff, RetryError, sleep, waitFor, debug } = polyctx
+  const g = new Group(background(), { limit: 2 })
+  const answer: Promise<string> = g.go(async (ctx: Context) => (await sleep(ctx, 1), 'ok'))
+  await g.wait()
+  const lengths: number[] = await group(background(), ['a', 'bb'].map((s) => async (ctx: Context) => s.length))
+  const n: number = await retry(background(), async (attempt: number) => attempt, {
+    retryable: (e) => e instanceof Error,
+    backoff: { initial: 10, maxAttempts: 3 },
+  })
+  const next: number | 'attempts' | 'deadline' | 'canceled' = new Backoff().next(background(), 1)
+  const value: string = await waitFor(background(), answer)
+  try {
+    await retry(background(), () => 1, { retryable: () => false })
+  } catch (e) {
+    if (e instanceof RetryError) console.log(e.reason, e.attempts, e.lastError, e.cause)
+  }
+  // @ts-expect-error: retry needs to be told what is retryable
+  await retry(background(), () => 1)
+  debug.track(true)
+  for (const c of debug.snapshot().running) console.log(c.kind, c.site, c.deadlineInMs)
+  debug.onLostCancel((lost) => console.log(lost.context, lost.site))
+  console.log(lengths, n, next, value, debug.lostCancels(), debug.liveTimers(), debug.pendingAfterFuncs())
+}

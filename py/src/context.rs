@@ -72,6 +72,7 @@ impl Context {
         value: Option<Py<PyAny>>,
         deadline_cause: Option<Cause>,
     ) -> Context {
+        crate::debug::record_site(parent.py(), &inner);
         Context {
             inner,
             owned: Mutex::new(Owned {

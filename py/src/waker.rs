@@ -12,7 +12,7 @@
 //! (a scope that exited while its context was being canceled) finds nothing.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use polyctx::{Registration, WakeFd};
@@ -69,7 +69,36 @@ enum Kind {
     Scope,
     /// A function of `loop_after_func`, to hand to this loop's `call_soon`
     /// in the `contextvars.Context` it was registered in.
-    Callback { event_loop: Py<PyAny>, context: Py<PyAny> },
+    Callback {
+        event_loop: Py<PyAny>,
+        context: Py<PyAny>,
+        _pending: PendingCallback,
+    },
+}
+
+/// `loop_after_func`s registered and not yet handed to their loops (or
+/// stopped, or dropped with their loops), process-wide: counted by the
+/// entries' lifetimes, for `polyctx.debug.pending_after_funcs()`.
+static PENDING_CALLBACKS: AtomicUsize = AtomicUsize::new(0);
+
+struct PendingCallback;
+
+impl PendingCallback {
+    fn new() -> PendingCallback {
+        PENDING_CALLBACKS.fetch_add(1, Ordering::Relaxed);
+        PendingCallback
+    }
+}
+
+impl Drop for PendingCallback {
+    fn drop(&mut self) {
+        PENDING_CALLBACKS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// See [`PENDING_CALLBACKS`].
+pub(crate) fn pending_callbacks() -> usize {
+    PENDING_CALLBACKS.load(Ordering::Relaxed)
 }
 
 struct Entry {
@@ -135,7 +164,12 @@ impl Waker {
         event_loop: Py<PyAny>,
         context: Py<PyAny>,
     ) -> u64 {
-        self.add(ctx, Kind::Callback { event_loop, context }, f)
+        let kind = Kind::Callback {
+            event_loop,
+            context,
+            _pending: PendingCallback::new(),
+        };
+        self.add(ctx, kind, f)
     }
 
     pub(crate) fn watch_scope(&self, ctx: &polyctx::Context, scope: Py<PyAny>) -> Option<u64> {
@@ -279,7 +313,9 @@ impl Waker {
             match &entry.kind {
                 Kind::Future(forget) => visit.call(forget)?,
                 Kind::Scope => {}
-                Kind::Callback { event_loop, context } => {
+                Kind::Callback {
+                    event_loop, context, ..
+                } => {
                     visit.call(event_loop)?;
                     visit.call(context)?;
                 }
@@ -343,7 +379,9 @@ fn fire(py: Python<'_>, entry: &Entry) -> PyResult<()> {
                 Scope::fire(scope)?;
             }
         }
-        Kind::Callback { event_loop, context } => {
+        Kind::Callback {
+            event_loop, context, ..
+        } => {
             let kwargs = PyDict::new(py);
             kwargs.set_item(pyo3::intern!(py, "context"), context)?;
             event_loop

@@ -249,6 +249,64 @@ def test_c_after_func_on_a_python_context(c):
     c.ctx_release(ptr)
 
 
+def test_c_group_runs_python_tasks_and_the_first_failure_cancels_the_rest(c):
+    seen = []
+
+    @polyctx._c.TASK_FN
+    def task(ctx_ptr, userdata):
+        ctx = polyctx.Context.from_c(ctx_ptr)  # borrowed by C for the call: a reference of Python's own
+        if userdata == 1:
+            return 7  # fails: the group's context is canceled, cause "task 1 failed", code 7
+        ctx.wait(60)  # the others wait for the group to end (releasing the GIL)
+        seen.append(str(polyctx.cause(ctx)))
+        return 0
+
+    tasks = (polyctx._c.Task * 3)(*[polyctx._c.Task(task, i) for i in range(3)])
+    failed = ctypes.c_size_t(99)
+    parent = polyctx.background().to_c()
+    assert c.ctx_group_run(parent, tasks, 3, 0, ctypes.byref(failed)) == c.CTX_ETASK
+    c.ctx_release(parent)
+    assert failed.value == 1 and seen == ["task 1 failed"] * 2
+
+
+def test_c_backoff_is_the_same_rules_as_pythons(c):
+    b = polyctx._c.Backoff()
+    assert c.ctx_backoff_default(ctypes.byref(b)) == c.CTX_OK
+    assert (b.initial_ns, b.max_ns, b.multiplier, b.jitter, b.max_attempts, b.attempt_ns) == (
+        100_000_000,
+        10_000_000_000,
+        2.0,
+        0.2,
+        0,
+        0,
+    )
+    b.jitter, b.max_attempts = 0.0, 4
+    py = polyctx.Backoff(initial=0.1, jitter=0, max_attempts=4)
+    bg = polyctx.background().to_c()
+    wait = ctypes.c_int64()
+    for n in range(4):
+        assert c.ctx_backoff_next(bg, ctypes.byref(b), n, ctypes.byref(wait)) == c.CTX_OK
+        assert wait.value / 1e9 == pytest.approx(py.next(polyctx.background(), n))
+    assert c.ctx_backoff_next(bg, ctypes.byref(b), 4, ctypes.byref(wait)) == c.CTX_EATTEMPTS
+    assert py.next(polyctx.background(), 4) == "attempts"
+    c.ctx_release(bg)
+
+
+def test_c_and_python_see_one_lost_cancel_count_and_one_tracking_switch(c):
+    assert c.ctx_lost_cancels() == polyctx.debug.lost_cancels()
+    polyctx.debug.track(True)
+    try:
+        assert c.ctx_debug_is_tracking()
+        live = c.ctx_debug_live_contexts()
+        _ctx, cancel = polyctx.with_cancel(polyctx.background())
+        assert c.ctx_debug_live_contexts() == live + 1 == len(polyctx.debug.snapshot())
+        cancel()
+    finally:
+        polyctx.debug.track(False)
+    assert not c.ctx_debug_is_tracking()
+    assert c.ctx_debug_live_timers() == polyctx.debug.live_timers()
+
+
 # --- polyctx.c_library() against ctx.h ------------------------------------
 
 _HANDLES = {
@@ -269,9 +327,11 @@ _STRUCTS = {
     "ctx_header_t": polyctx._c.Header,
     "ctx_trace_context_t": polyctx._c.TraceContext,
     "ctx_end_reason_info_t": polyctx._c.EndReasonInfo,
+    "ctx_task_t": polyctx._c.Task,
+    "ctx_backoff_t": polyctx._c.Backoff,
 }
 # Function-pointer typedefs: declared as plain pointers, like every callback.
-_FN_TYPEDEFS = {"ctx_wire_get_fn", "ctx_wire_set_fn"}
+_FN_TYPEDEFS = {"ctx_wire_get_fn", "ctx_wire_set_fn", "ctx_attempt_fn", "ctx_lost_cancel_fn"}
 _SCALARS = {
     "int": ctypes.c_int,
     "ctx_status_t": ctypes.c_int,
@@ -279,6 +339,8 @@ _SCALARS = {
     "ctx_value_kind_t": ctypes.c_int,
     "ctx_end_reason_t": ctypes.c_int,
     "int64_t": ctypes.c_int64,
+    "uint32_t": ctypes.c_uint32,
+    "uint64_t": ctypes.c_uint64,
     "size_t": ctypes.c_size_t,
     "bool": ctypes.c_bool,
 }
@@ -338,6 +400,7 @@ def test_c_library_constants_are_ctx_h():
         "ctx_end_reason_t",
         "ctx_wire_protocol_t",
         "ctx_wire_trust_t",
+        "ctx_attempt_t",
     }
     declared = {k: int(v) for body, _ in enums for k, v in re.findall(r"^\s*(CTX_\w+) = (-?\d+),", body, re.M)}
     shipped = {k: getattr(C, k) for k in dir(C) if k.startswith("CTX_")}

@@ -133,9 +133,10 @@ def test_fanout_demo():
         timeout=120,
         check=True,
     ).stdout
-    assert out.count(" answered ok ") == 2
-    assert out.count(" stopped: context deadline exceeded (request budget of 150ms spent)") == 3
-    assert out.rstrip().endswith("tasks still running: 0")
+    assert out.count(" answered for 4bf92f3577b34da6 ") == 2
+    assert out.count(" stopped: request budget of 150ms spent, would have needed ") == 3
+    assert "the group ended: context deadline exceeded (request budget of 150ms spent)" in out
+    assert out.rstrip().endswith("tasks still running: 0, contexts still running: 0")
 
 
 def test_polyglot_demo():

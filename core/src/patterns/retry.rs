@@ -104,6 +104,24 @@ impl Backoff {
         Next::Wait(wait)
     }
 
+    /// Whether the settings make sense: `multiplier` a finite number of at
+    /// least 1, `jitter` from 0 to 1, `max_attempts` at least 1. Bindings
+    /// check what their callers give them with this, so that every language
+    /// refuses the same settings with the same words. [`Backoff::next`]
+    /// does not need it: it reads a NaN as the nearest sensible value.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
+            return Err("multiplier must be a finite number of at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err("jitter must be a number from 0 to 1");
+        }
+        if self.max_attempts == Some(0) {
+            return Err("max_attempts must be at least 1 (or none, for no limit)");
+        }
+        Ok(())
+    }
+
     /// [`Backoff::next_with`], with fresh randomness.
     pub fn next(&self, ctx: &Context, attempts: u32) -> Next {
         self.next_with(ctx, attempts, crate::rand::unit())
@@ -113,9 +131,15 @@ impl Backoff {
     fn wait(&self, attempts: u32, random: f64) -> Duration {
         let exponent = i32::try_from(attempts - 1).unwrap_or(i32::MAX);
         let full = self.initial.as_secs_f64() * self.multiplier.max(1.0).powi(exponent);
-        let capped = full.min(self.max.as_secs_f64());
-        let jitter = self.jitter.clamp(0.0, 1.0);
-        Duration::from_secs_f64(capped * (1.0 - jitter * random.clamp(0.0, 1.0)))
+        // 0 times an infinite growth is NaN: no initial wait, no wait.
+        let capped = if full.is_nan() {
+            0.0
+        } else {
+            full.min(self.max.as_secs_f64())
+        };
+        // NaN (which `clamp` keeps) reads as 0: no jitter, no randomness.
+        let unit = |x: f64| if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
+        Duration::from_secs_f64(capped * (1.0 - unit(self.jitter) * unit(random)))
     }
 }
 

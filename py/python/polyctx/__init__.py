@@ -6,14 +6,16 @@ request-scoped values, shared with Rust, C and Node code in the same process.
         ...
 
 The model lives in the Rust core (`polyctx._native`); this package adds the
-asyncio glue (`scope`, `current`, `use`, `await ctx.done()`).
+asyncio glue (`scope`, `current`, `use`, `await ctx.done()`), the article's
+patterns on asyncio (`Group`, `retry`, `sleep`, `wait_for`) and
+`polyctx.debug` (lost cancels, live contexts).
 """
 
 from __future__ import annotations
 
 # `polyctx.wire` needs only the core; the integrations (polyctx.asgi,
 # .httpx, .grpc, .otel) are imported by name, each needing its library.
-from . import wire
+from . import debug, wire
 from ._asyncio import current, use
 from ._c import CALLBACK, CLibrary, c_library
 from ._errors import Canceled, ContextError, DeadlineExceeded, ForeignCause
@@ -38,9 +40,11 @@ from ._native import (
     without_cancel,
 )
 from ._pair import CancelCausePair, CancelPair
+from ._patterns import Backoff, Group, RetryError, retry, sleep, wait_for
 
 __all__ = [
     "CALLBACK",
+    "Backoff",
     "CLibrary",
     "CancelCauseFunc",
     "CancelCausePair",
@@ -51,7 +55,9 @@ __all__ = [
     "ContextError",
     "DeadlineExceeded",
     "ForeignCause",
+    "Group",
     "Key",
+    "RetryError",
     "StopFunc",
     "__version__",
     "after_func",
@@ -59,10 +65,14 @@ __all__ = [
     "c_library",
     "cause",
     "current",
+    "debug",
     "loop_after_func",
+    "retry",
     "scope",
+    "sleep",
     "todo",
     "use",
+    "wait_for",
     "wire",
     "with_cancel",
     "with_cancel_cause",

@@ -7,8 +7,9 @@ C code in this process shares Python's core: a `ctx_t*` from
 
 `c_library()` is that ABI with every prototype declared, once, here; a test
 checks them (and the constants) against ctx.h. The structs ctx.h defines
-are `TraceContext`, `Header` and `EndReasonInfo` here, and its callback
-types `CALLBACK`, `WIRE_GET_FN` and `WIRE_SET_FN`.
+are `TraceContext`, `Header`, `EndReasonInfo`, `Task` and `Backoff` here,
+and its callback types `CALLBACK`, `WIRE_GET_FN`, `WIRE_SET_FN`, `TASK_FN`,
+`ATTEMPT_FN` and `LOST_CANCEL_FN`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,21 @@ from typing import Any
 
 from . import _native
 
-__all__ = ["CALLBACK", "WIRE_GET_FN", "WIRE_SET_FN", "CLibrary", "EndReasonInfo", "Header", "TraceContext", "c_library"]
+__all__ = [
+    "ATTEMPT_FN",
+    "CALLBACK",
+    "LOST_CANCEL_FN",
+    "TASK_FN",
+    "WIRE_GET_FN",
+    "WIRE_SET_FN",
+    "Backoff",
+    "CLibrary",
+    "EndReasonInfo",
+    "Header",
+    "Task",
+    "TraceContext",
+    "c_library",
+]
 
 #: `void (*)(void *)`: the type of `ctx_after_func`'s `fn` and `finalizer`
 #: and of `ctx_with_value`'s `dtor`. Keep the object alive while C may call it.
@@ -50,6 +65,33 @@ class EndReasonInfo(ctypes.Structure):
     ]
 
 
+#: `ctx_task_fn`: `int (*)(const ctx_t *ctx, void *userdata)`, a task of `ctx_group_run`.
+TASK_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+#: `ctx_attempt_fn`: `int (*)(const ctx_t *ctx, uint32_t attempt, void *userdata)`, an attempt of `ctx_retry`.
+ATTEMPT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+#: `ctx_lost_cancel_fn`: `void (*)(void *userdata, const char *context, const char *site)`.
+LOST_CANCEL_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p)
+
+
+class Task(ctypes.Structure):
+    """`ctx_task_t`: a task of `ctx_group_run`, `fn(ctx, userdata)`."""
+
+    _fields_ = [("fn", TASK_FN), ("userdata", ctypes.c_void_p)]
+
+
+class Backoff(ctypes.Structure):
+    """`ctx_backoff_t`: how `ctx_backoff_next` and `ctx_retry` space attempts (nanoseconds)."""
+
+    _fields_ = [
+        ("initial_ns", ctypes.c_int64),
+        ("max_ns", ctypes.c_int64),
+        ("multiplier", ctypes.c_double),
+        ("jitter", ctypes.c_double),
+        ("max_attempts", ctypes.c_uint32),
+        ("attempt_ns", ctypes.c_int64),
+    ]
+
+
 #: `ctx_wire_get_fn`: `void (*)(void *userdata, const char *name, ctx_wire_values_t *values)`.
 WIRE_GET_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
 #: `ctx_wire_set_fn`: `void (*)(void *userdata, const char *name, const char *value)`.
@@ -58,6 +100,7 @@ WIRE_SET_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_
 _p = ctypes.c_void_p  # any handle (ctx_t*, ctx_cancel_t*, ...), data pointer, or function pointer
 _pp = ctypes.POINTER(ctypes.c_void_p)  # an out-parameter for a handle or pointer
 _i64 = ctypes.c_int64
+_u32 = ctypes.c_uint32
 _size = ctypes.c_size_t
 _int = ctypes.c_int  # also ctx_status_t, ctx_err_t, ctx_value_kind_t and the wire enums
 _str = ctypes.c_char_p
@@ -153,6 +196,20 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "ctx_cancel_reason": (_int, [_p, _int]),
     "ctx_end_reason": (_int, [_p, _pint]),
     "ctx_end_reason_info": (_int, [_int, ctypes.POINTER(EndReasonInfo)]),
+    "ctx_group_run": (_int, [_p, ctypes.POINTER(Task), _size, _size, _psize]),
+    "ctx_backoff_default": (_int, [ctypes.POINTER(Backoff)]),
+    "ctx_backoff_next": (_int, [_p, ctypes.POINTER(Backoff), _u32, _pi64]),
+    "ctx_retry": (_int, [_p, ctypes.POINTER(Backoff), _p, _p, ctypes.POINTER(_u32)]),
+    "ctx_sleep": (_int, [_p, _i64]),
+    "ctx_lost_cancels": (ctypes.c_uint64, []),
+    "ctx_set_lost_cancel_hook": (None, [_p, _p]),
+    "ctx_debug_track": (None, [ctypes.c_bool]),
+    "ctx_debug_is_tracking": (ctypes.c_bool, []),
+    "ctx_debug_set_site": (_int, [_p, _str, _int]),
+    "ctx_debug_live_contexts": (_size, []),
+    "ctx_debug_live_timers": (_size, []),
+    "ctx_debug_pending_after_funcs": (_size, []),
+    "ctx_debug_snapshot": (_int, [_str, _size, _psize]),
     "ctx_strerror": (_str, [_int]),
     "ctx_err_string": (_str, [_int]),
     "ctx_version": (_str, []),
@@ -181,6 +238,8 @@ class CLibrary(ctypes.CDLL):
     CTX_EABSENT = 12
     CTX_ECANCELED = 13
     CTX_EDEADLINE = 14
+    CTX_EATTEMPTS = 15
+    CTX_ETASK = 16
     # ctx_err_t
     CTX_ERR_NONE = 0
     CTX_ERR_CANCELED = 100
@@ -203,6 +262,10 @@ class CLibrary(ctypes.CDLL):
     # ctx_wire_trust_t
     CTX_TRUST_INTERNAL = 1
     CTX_TRUST_EXTERNAL = 2
+    # ctx_attempt_t
+    CTX_ATTEMPT_OK = 0
+    CTX_ATTEMPT_RETRY = 1
+    CTX_ATTEMPT_FATAL = 2
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from ._pair import CancelCausePair, CancelPair
 from ._wiretypes import BaggageEntry
 
 __all__ = [
+    "Backoff",
     "CancelCauseFunc",
     "CancelFunc",
     "Context",
@@ -36,17 +37,25 @@ __all__ = [
     "format_grpc_timeout",
     "format_timeout_ms",
     "inject",
+    "is_tracking",
+    "live_timers",
     "loop_after_func",
+    "lost_cancels",
     "parse_baggage",
     "parse_grpc_timeout",
     "parse_timeout_ms",
     "parse_traceparent",
     "parse_tracestate",
+    "pending_after_funcs",
     "scope",
+    "set_lost_cancel_hook",
+    "set_site",
+    "snapshot",
     "todo",
     "trace_context",
     "trace_link",
     "tracestate",
+    "track",
     "with_baggage",
     "with_cancel",
     "with_cancel_cause",
@@ -141,6 +150,44 @@ def cause(ctx: Context) -> BaseException | None: ...
 def after_func(ctx: Context, fn: Callable[[], object]) -> StopFunc: ...
 def loop_after_func(ctx: Context, fn: Callable[[], object]) -> StopFunc: ...
 def _track_origins(on: bool) -> bool: ...
+
+@final
+class Backoff:
+    def __new__(
+        cls,
+        *,
+        initial: float | timedelta | None = None,
+        max: float | timedelta | None = None,
+        multiplier: float = 2.0,
+        jitter: float = 0.2,
+        max_attempts: int | None = None,
+        attempt_time: float | timedelta | None = None,
+    ) -> Backoff: ...
+    @property
+    def initial(self) -> float: ...
+    @property
+    def max(self) -> float: ...
+    @property
+    def multiplier(self) -> float: ...
+    @property
+    def jitter(self) -> float: ...
+    @property
+    def max_attempts(self) -> int | None: ...
+    @property
+    def attempt_time(self) -> float | None: ...
+    def next(
+        self, ctx: Context, attempts: int, random: float | None = None
+    ) -> float | Literal["attempts", "deadline", "canceled"]: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+def lost_cancels() -> int: ...
+def set_lost_cancel_hook(hook: Callable[[str, str | None], object] | None, /) -> None: ...
+def track(on: bool) -> None: ...
+def is_tracking() -> bool: ...
+def set_site(ctx: Context, site: str) -> None: ...
+def snapshot() -> tuple[list[tuple[int, int | None, str, float, float | None, str | None, str | None]], str]: ...
+def live_timers() -> int: ...
+def pending_after_funcs() -> int: ...
 
 # polyctx.wire's native half (see wire.py for the public module).
 _Text = str | bytes

@@ -4,10 +4,11 @@ marked as errors must stay errors and the rest must stay precisely typed."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from asyncio import Future
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal, Union
 
 from typing_extensions import assert_type
 
@@ -65,3 +66,29 @@ async def scopes() -> None:
     assert_type(polyctx.loop_after_func(polyctx.current(), lambda: None), StopFunc)
     assert_type(polyctx.cause(polyctx.current()), "BaseException | None")
     assert_type(polyctx.__version__, str)
+
+
+async def patterns() -> None:
+    async def fetch(ctx: Context, url: str) -> bytes:
+        return url.encode()
+
+    async with polyctx.Group(polyctx.current(), limit=2) as g:
+        assert_type(g.spawn(fetch, "/a"), asyncio.Task[bytes])
+        assert_type(g.context, Context)
+
+    async def flaky() -> int:
+        return 1
+
+    assert_type(await polyctx.retry(polyctx.current(), flaky, retry_on=ConnectionError), int)
+    backoff = polyctx.Backoff(initial=0.1, max_attempts=3)
+    assert_type(backoff.next(polyctx.current(), 1), Union[float, Literal["attempts", "deadline", "canceled"]])
+    await polyctx.sleep(polyctx.current(), 0.5)
+    assert_type(await polyctx.wait_for(polyctx.current(), flaky()), int)
+    await polyctx.retry(polyctx.current(), flaky)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+
+
+def debugging() -> None:
+    snap = polyctx.debug.snapshot()
+    assert_type(snap.running, "tuple[polyctx.debug.TrackedContext, ...]")
+    assert_type(polyctx.debug.lost_cancels(), int)
+    polyctx.debug.set_lost_cancel_hook(lambda lost: print(lost.context, lost.site))
