@@ -124,7 +124,8 @@ test-c-install: c-stage
 	PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig $(CC) $(C_WARN) examples/c/fanout.c \
 		$$(PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig pkg-config --cflags --libs ctx) -o $(C_BUILD)/fanout-example
 	LD_LIBRARY_PATH=$(C_STAGE)/lib $(C_BUILD)/fanout-example
-	$(PYTHON) ffi-c/tests/check_readme.py examples/c/example.c examples/c/wire.c examples/c/fanout.c README.md docs/c.md
+	$(PYTHON) ffi-c/tests/check_readme.py examples/c/fanout.c README.md
+	$(PYTHON) ffi-c/tests/check_readme.py examples/c/example.c examples/c/wire.c examples/c/fanout.c docs/c.md
 
 test-conformance-c: c-stage
 	@mkdir -p $(C_BUILD)

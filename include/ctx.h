@@ -101,6 +101,10 @@
 #define CTX_VERSION_MAJOR 0
 #define CTX_VERSION_MINOR 1
 #define CTX_VERSION_PATCH 0
+/* Records the calling file and line as where `ctx` was made, for
+ * ctx_debug_snapshot (when tracking is on): ctx_debug_set_site(ctx,
+ * __FILE__, __LINE__). Returns its ctx_status_t. */
+#define CTX_DEBUG_SITE(ctx) ctx_debug_set_site((ctx), __FILE__, __LINE__)
 
 /**
  * The sampled trace flag: the caller may have recorded its span.

@@ -3,11 +3,12 @@
 
 /**
  * Collects until the heap stops shrinking (finalizers run between
- * collections) and `done()`, if given, is true; at most 50 rounds.
+ * collections) and `done()`, if given, is true; at most 200 rounds (a
+ * loaded machine runs finalizers late; a settled heap ends it in a few).
  */
 export async function settle(done = () => true) {
   let last = Infinity
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 200; i++) {
     globalThis.gc()
     await new Promise((resolve) => setImmediate(resolve))
     const used = process.memoryUsage().heapUsed

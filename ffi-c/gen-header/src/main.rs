@@ -20,7 +20,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    config.after_includes = Some(version_macros());
+    // The version macros, then whatever cbindgen.toml puts after the includes.
+    let configured = config.after_includes.take().unwrap_or_default();
+    config.after_includes = Some(format!("{}{configured}", version_macros()));
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_src(crate_dir.join("src/lib.rs"))
