@@ -51,8 +51,12 @@ class Load:
     def __enter__(self) -> Load:
         until = time.time() + self.max_seconds
         hog = f"import time\nwhile time.time() < {until}:\n    for _ in range(100000): pass\n"
+        # Each in a process group of its own (but the caller's session), so
+        # that stopping a compiler loop stops the compiler it is running.
         for _ in range(self.hogs):
-            self.procs.append(subprocess.Popen([sys.executable, "-c", hog], preexec_fn=_die_with_parent))
+            self.procs.append(
+                subprocess.Popen([sys.executable, "-c", hog], preexec_fn=_die_with_parent, process_group=0)
+            )
         cc = shutil.which(os.environ.get("CC", "cc"))
         if cc is not None and self.jobs > 0:
             self.tmp = tempfile.mkdtemp(prefix="polyctx-load-")
@@ -63,13 +67,24 @@ class Load:
                     f'while [ "$(date +%s)" -lt {int(until)} ]; do '
                     f"{cc} -O2 -w {includes} -c {source} -o {self.tmp}/{j}.o || sleep 0.1; done"
                 )
-                self.procs.append(subprocess.Popen(["sh", "-c", loop], preexec_fn=_die_with_parent))
+                self.procs.append(
+                    subprocess.Popen(
+                        ["sh", "-c", loop],
+                        preexec_fn=_die_with_parent,
+                        process_group=0,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
         time.sleep(1)  # let the load ramp up
         return self
 
     def __exit__(self, *exc: object) -> None:
         for p in self.procs:
-            p.kill()
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for p in self.procs:
             p.wait()
         self.procs = []

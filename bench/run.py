@@ -47,6 +47,9 @@ PROGRAMS = {
     "node": ["node", "--expose-gc", str(ROOT / "node/bench/bench.mjs"), "--json"],
 }
 
+# No program takes this long in a full run; one that does is stuck.
+PROGRAM_TIMEOUT = 1800
+
 # Which implementation is polyctx in each area, and how to compare the others.
 POLYCTX = {"rust": "polyctx", "c": "polyctx", "python": "polyctx", "node": "polyctx", "memory": "polyctx", "scaling": "polyctx", "lateness": "polyctx"}
 
@@ -55,7 +58,10 @@ def run_program(name: str, command: list[str], quick: bool, extra: list[str] | N
     # Go's flag package takes --name as well as -name.
     args = command + (["--quick"] if quick else []) + (extra or [])
     started = time.monotonic()
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=PROGRAM_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        sys.exit(f"bench: {name} ran for more than {PROGRAM_TIMEOUT} s; stopped")
     if proc.returncode != 0:
         sys.exit(f"bench: {name} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     rows = []
