@@ -25,6 +25,7 @@ include py/py.mk
 include tests/interop/interop.mk
 include node/node.mk
 include bench/bench.mk
+include tests/leaks/leaks.mk
 
 .PHONY: miri-setup help demo test lint bench bench-run stress clean $(LINT_TARGETS) $(TEST_TARGETS) $(DEMO_TARGETS) $(BENCH_BUILD_TARGETS) $(STRESS_TARGETS)
 
