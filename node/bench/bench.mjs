@@ -70,14 +70,14 @@ function perOp(n, op) {
  */
 async function withCleanup(n, op) {
   await settle()
-  const handles = stats().handles
+  const handles = stats().contexts
   const t = process.hrtime.bigint()
   for (let i = 0; i < n; i++) {
     op()
     if (i % 1000 === 999) await new Promise((resolve) => setImmediate(resolve))
   }
   globalThis.gc()
-  for (let i = 0; i < 100 && stats().handles > handles; i++) await new Promise((resolve) => setImmediate(resolve))
+  for (let i = 0; i < 100 && stats().contexts > handles; i++) await new Promise((resolve) => setImmediate(resolve))
   return Number(process.hrtime.bigint() - t) / n
 }
 
@@ -95,6 +95,12 @@ const timeCases = {
       }),
     'new AbortController() + abort()': () => perOp(N, () => new AbortController().abort()),
     'new AbortController() + abort(reason)': () => perOp(N, () => new AbortController().abort(reason)),
+    'polyctx withCancel, GC and finalizers timed': () =>
+      withCleanup(N, () => {
+        const [, cancel] = withCancel(root)
+        cancel()
+      }),
+    'new AbortController() + abort(reason), GC timed': () => withCleanup(N, () => new AbortController().abort(reason)),
     'AbortSignal.any([parent]) (no cancel)': () => perOp(N, () => AbortSignal.any([parentController.signal])),
     'AbortSignal.timeout(1h) (no cancel)': () => perOp(N, () => AbortSignal.timeout(HOUR)),
   },
@@ -174,6 +180,10 @@ const TABLE = {
   'derive+cancel\tpolyctx withTimeout(1h)': [['derive+cancel with deadline', 'polyctx']],
   'derive+cancel\tnew AbortController() + abort()': [['derive+cancel', 'new AbortController() + abort()']],
   'derive+cancel\tnew AbortController() + abort(reason)': [['derive+cancel', 'new AbortController() + abort(reason)']],
+  'derive+cancel\tpolyctx withCancel, GC and finalizers timed': [['derive+cancel, GC and finalizers timed', 'polyctx']],
+  'derive+cancel\tnew AbortController() + abort(reason), GC timed': [
+    ['derive+cancel, GC and finalizers timed', 'new AbortController() + abort(reason)'],
+  ],
   'derive+cancel\tAbortSignal.any([parent]) (no cancel)': [['derive+cancel', 'AbortSignal.any([parent]), derive only']],
   'derive+cancel\tAbortSignal.timeout(1h) (no cancel)': [
     ['derive+cancel with deadline', 'AbortSignal.timeout(1h), derive only'],
