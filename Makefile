@@ -27,6 +27,7 @@ include node/node.mk
 include bench/bench.mk
 include examples/demo/demo.mk
 include packaging/dist.mk
+include tests/leaks/leaks.mk
 
 .PHONY: miri-setup help demo demo-local test lint bench bench-run stress clean $(LINT_TARGETS) $(TEST_TARGETS) $(DEMO_TARGETS) $(BENCH_BUILD_TARGETS) $(STRESS_TARGETS)
 

@@ -2,7 +2,9 @@
 # runs them interleaved and prints the side-by-side table (bench/results.md).
 # Fragments add their build steps to BENCH_BUILD_TARGETS.
 
-BENCH_BUILD_TARGETS += bench-build-rust bench-build-go
+# node-tools: the Node program reaches C and glibc through koffi, a pinned
+# dev dependency.
+BENCH_BUILD_TARGETS += bench-build-rust bench-build-go node-tools
 
 bench-build-rust:
 	$(CARGO) build --locked --release -q -p polyctx-bench

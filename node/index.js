@@ -263,8 +263,11 @@ function dispatch(n = native.drain()) {
 }
 
 function handleEvents(n) {
-  // A copy: an abort listener that cancels more contexts drains into `events` again.
-  const items = events.slice(0, EVENT_SIZE * n)
+  // A copy: an abort listener that cancels more contexts drains into `events`
+  // again. A plain array: a typed array's slice would allocate an
+  // ArrayBuffer per dispatch, which costs the collector more than the copy.
+  const items = new Array(EVENT_SIZE * n)
+  for (let i = 0; i < items.length; i++) items[i] = events[i]
   let texts = null
   for (let i = 2; i < items.length; i += EVENT_SIZE) {
     if (items[i] <= CAUSE_TEXT) (texts ??= new Map()).set(items[i], native.causeText(CAUSE_TEXT - items[i]))

@@ -19,16 +19,21 @@ import (
 const hour = time.Hour
 
 var (
-	quick  = flag.Bool("quick", false, "fewer, shorter repetitions")
-	reps   = 9
-	target = 20 * time.Millisecond
-	sink   any
+	quick    = flag.Bool("quick", false, "fewer, shorter repetitions")
+	lateness = flag.String("lateness", "", "only the lateness rows, labelled with this machine state (idle, loaded)")
+	reps     = 15
+	target   = 20 * time.Millisecond
+	sink     any
 )
 
 func main() {
 	flag.Parse()
 	if *quick {
 		reps, target = 3, 5*time.Millisecond
+	}
+	if *lateness != "" {
+		deadlineLateness(*lateness)
+		return
 	}
 	parent, cancelParent := context.WithCancel(context.Background())
 	defer cancelParent()
@@ -122,8 +127,7 @@ func sharedParent(parent context.Context) {
 			samples[r] = float64(time.Since(began).Nanoseconds()) / float64(perThread*threads)
 		}
 		runtime.GOMAXPROCS(prev)
-		sort.Float64s(samples)
-		emit("scaling", fmt.Sprintf("shared parent derive+cancel, %d threads", threads), "ns_per_op", samples[len(samples)/2])
+		emitP99("scaling", fmt.Sprintf("shared parent derive+cancel, %d threads", threads), samples)
 	}
 }
 
@@ -150,10 +154,8 @@ func afterFuncs() {
 		wg.Wait()
 		allRan[r] = float64(time.Since(began).Nanoseconds())
 	}
-	sort.Float64s(returned)
-	sort.Float64s(allRan)
-	emit("rust", "10k after-funcs: cancel returns", "ns_per_op", returned[rounds/2])
-	emit("rust", "10k after-funcs: all have run", "ns_per_op", allRan[rounds/2])
+	emitP99("rust", "10k after-funcs: cancel returns", returned)
+	emitP99("rust", "10k after-funcs: all have run", allRan)
 }
 
 // measure times op (n iterations per call, each handling `items` items)
@@ -171,8 +173,53 @@ func measure(op string, items int, f func(n int) time.Duration) {
 	for i := range samples {
 		samples[i] = float64(f(n).Nanoseconds()) / float64(n) / float64(items)
 	}
+	emitP99("rust", op, samples)
+}
+
+// percentile is the nearest-rank q-quantile (0 to 1) of sorted samples,
+// as bench/rust's harness takes it.
+func percentile(sorted []float64, q float64) float64 {
+	return sorted[int(math.Round(float64(len(sorted)-1)*q))]
+}
+
+// emitP99 prints the median of samples and their p99.
+func emitP99(area, op string, samples []float64) {
 	sort.Float64s(samples)
-	emit("rust", op, "ns_per_op", samples[len(samples)/2])
+	fmt.Printf(`{"area":"%s","op":"%s","impl":"go","unit":"ns_per_op","value":%.3f,"p99":%.3f}`+"\n",
+		area, op, percentile(samples, 0.5), percentile(samples, 0.99))
+}
+
+// deadlineLateness: from a deadline to the goroutine waiting on
+// ctx.Done() running again, p50/p99/max over deadlines 2 to 3.8 ms ahead,
+// beside the runtime's floor, a time.Timer for the same instant. bench/run.py
+// runs this idle and under bench/load.py's load.
+func deadlineLateness(load string) {
+	count := 300
+	if *quick {
+		count = 50
+	}
+	var ours, floor []float64
+	for i := 0; i < count; i++ {
+		ahead := time.Duration(2000+(i%7)*300) * time.Microsecond
+		ctx, cancel := context.WithTimeout(context.Background(), ahead)
+		deadline, _ := ctx.Deadline()
+		<-ctx.Done()
+		ours = append(ours, float64(time.Since(deadline).Nanoseconds()))
+		cancel()
+		deadline = time.Now().Add(ahead)
+		timer := time.NewTimer(time.Until(deadline))
+		<-timer.C
+		floor = append(floor, float64(time.Since(deadline).Nanoseconds()))
+	}
+	op := "go: goroutine waiting on <-ctx.Done()"
+	emitLateness(op, "go context.WithTimeout", load, ours)
+	emitLateness(op, "time.Timer", load, floor)
+}
+
+func emitLateness(op, impl, load string, samples []float64) {
+	sort.Float64s(samples)
+	fmt.Printf(`{"area":"lateness","op":"%s","impl":"%s","unit":"ns_per_op","load":"%s","value":%.0f,"p99":%.0f,"max":%.0f}`+"\n",
+		op, impl, load, percentile(samples, 0.5), percentile(samples, 0.99), samples[len(samples)-1])
 }
 
 func timed(n int, f func()) time.Duration {
@@ -249,8 +296,4 @@ func memory(op string, count int, derive func() (context.Context, context.Cancel
 	runtime.KeepAlive(ctxs)
 	runtime.KeepAlive(cancels)
 	fmt.Printf(`{"area":"memory","op":"heap bytes per %s","impl":"go","unit":"bytes","value":%.3f}`+"\n", op, perObject)
-}
-
-func emit(area, op, unit string, v float64) {
-	fmt.Printf(`{"area":"%s","op":"%s","impl":"go","unit":"%s","value":%.3f}`+"\n", area, op, unit, v)
 }

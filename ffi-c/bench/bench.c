@@ -1,22 +1,26 @@
-/* The cost of the C calls, to set beside the Rust numbers of bench/rust
- * (same operations, same names). Prints one JSON line per operation, the
- * format every bench program shares (bench/run.py reads them):
+/* What only a C program shows: 10,000 after-funcs on one context, and how
+ * late a C thread waiting on a deadline runs (blocked in ctx_wait, or in
+ * poll() on ctx_done_fd). The per-call overhead of the C ABI over the core
+ * is timed by bench/rust, which calls ctx_* beside the core in one process.
+ * Prints one JSON line per result, the format every bench program shares
+ * (bench/run.py reads them):
  *
- *   {"area":"c","op":"<name>","impl":"polyctx","unit":"ns_per_op","value":<median>}
+ *   {"area":"c","op":"<name>","impl":"polyctx","unit":"ns_per_op","value":<median>,"p99":<p99>}
+ *
+ *   bench [--quick] [--lateness idle|loaded]
  *
  * Build against a release libctx (`make bench-c`). */
 #define _GNU_SOURCE
 #include <ctx.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
-#define HOUR (3600LL * 1000 * 1000 * 1000)
 #define RUNS 7
-
-static volatile int sink;
 
 static int64_t now(void) {
     struct timespec ts;
@@ -24,96 +28,21 @@ static int64_t now(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-typedef void (*op_fn)(void *arg, long n);
-
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-/* Median of RUNS timings of n calls, n chosen so that a run takes ~50 ms. */
-static void bench(const char *name, op_fn op, void *arg) {
-    long n = 1000;
-    for (;;) {
-        int64_t t = now();
-        op(arg, n);
-        if (now() - t > 20 * 1000 * 1000 || n > (1L << 30)) break;
-        n *= 2;
-    }
-    n *= 2;
-    double ns[RUNS];
-    for (int r = 0; r < RUNS; r++) {
-        int64_t t = now();
-        op(arg, n);
-        ns[r] = (double)(now() - t) / (double)n;
-    }
-    qsort(ns, RUNS, sizeof ns[0], cmp);
-    printf("{\"area\":\"c\",\"op\":\"%s\",\"impl\":\"polyctx\",\"unit\":\"ns_per_op\",\"value\":%.3f}\n", name,
-           ns[RUNS / 2]);
+/* The nearest-rank q-quantile of n sorted values, as bench/rust takes it. */
+static double quantile(const double *sorted, int n, double q) {
+    return sorted[(int)((n - 1) * q + 0.5)];
 }
 
-static void derive_cancel(void *parent, long n) {
-    for (long i = 0; i < n; i++) {
-        ctx_t *c;
-        ctx_cancel_t *k;
-        ctx_with_cancel(parent, &c, &k);
-        ctx_cancel(k);
-        ctx_cancel_release(k);
-        ctx_release(c);
-    }
-}
-
-static void derive_cancel_deadline(void *parent, long n) {
-    for (long i = 0; i < n; i++) {
-        ctx_t *c;
-        ctx_cancel_t *k;
-        ctx_with_timeout(parent, HOUR, &c, &k);
-        ctx_cancel(k);
-        ctx_cancel_release(k);
-        ctx_release(c);
-    }
-}
-
-static void is_done(void *ctx, long n) {
-    int done = 0;
-    for (long i = 0; i < n; i++) done += ctx_is_done(ctx);
-    sink = done;
-}
-
-static void err(void *ctx, long n) {
-    int e = 0;
-    for (long i = 0; i < n; i++) e += (int)ctx_err(ctx);
-    sink = e;
-}
-
-typedef struct {
-    ctx_t *leaf;
-    ctx_key_t *key;
-} lookup_t;
-
-static void value_lookup(void *arg, long n) {
-    lookup_t *l = arg;
-    int found = 0;
-    for (long i = 0; i < n; i++) {
-        const void *data;
-        found += ctx_value(l->leaf, l->key, &data, NULL, NULL) == CTX_OK;
-    }
-    sink = found;
-}
-
-/* A chain of `depth` value contexts, the wanted key at the top, as in bench/rust. */
-static lookup_t value_chain(int depth, ctx_key_t **others) {
-    lookup_t l;
-    ctx_key_new("wanted", &l.key);
-    ctx_with_value_bytes(ctx_background(), l.key, "1", 1, &l.leaf);
-    for (int i = 1; i < depth; i++) {
-        ctx_key_new("other", &others[i]);
-        ctx_t *next;
-        ctx_with_value_bytes(l.leaf, others[i], "x", 1, &next);
-        ctx_release(l.leaf);
-        l.leaf = next;
-    }
-    return l;
+static void emit(const char *op, double *samples, int n) {
+    qsort(samples, (size_t)n, sizeof samples[0], cmp);
+    printf("{\"area\":\"c\",\"op\":\"%s\",\"impl\":\"polyctx\",\"unit\":\"ns_per_op\",\"value\":%.3f,"
+           "\"p99\":%.3f}\n",
+           op, quantile(samples, n, 0.5), quantile(samples, n, 0.99));
 }
 
 /* 10,000 after-funcs on one context, then one cancel: when the cancel
@@ -155,43 +84,72 @@ static void after_funcs(void) {
         for (int i = 0; i < AFTER_FUNCS; i++) ctx_after_func_release(handles[i]);
         ctx_cancel_and_release(c, k);
     }
-    qsort(returned, RUNS, sizeof returned[0], cmp);
-    qsort(all_ran, RUNS, sizeof all_ran[0], cmp);
-    printf("{\"area\":\"c\",\"op\":\"10k after-funcs: cancel returns\",\"impl\":\"polyctx\",\"unit\":"
-           "\"ns_per_op\",\"value\":%.3f}\n",
-           returned[RUNS / 2]);
-    printf("{\"area\":\"c\",\"op\":\"10k after-funcs: all have run\",\"impl\":\"polyctx\",\"unit\":"
-           "\"ns_per_op\",\"value\":%.3f}\n",
-           all_ran[RUNS / 2]);
+    emit("10k after-funcs: cancel returns", returned, RUNS);
+    emit("10k after-funcs: all have run", all_ran, RUNS);
 }
 
-int main(void) {
-    ctx_t *parent, *live;
-    ctx_cancel_t *keep, *keep_live;
-    ctx_with_cancel(ctx_background(), &parent, &keep);
-    ctx_with_cancel(parent, &live, &keep_live);
+/* From a deadline to a C thread waiting on it running again, p50/p99/max
+ * over `count` deadlines 2 to 3.8 ms ahead: blocked in ctx_wait (which fires
+ * the deadline itself when it wakes first), and in poll() on ctx_done_fd
+ * (woken by polyctx's timer thread), beside the floor: clock_nanosleep to
+ * the same instant. bench/run.py runs this idle and under bench/load.py. */
+static void emit_lateness(const char *op, const char *impl, const char *load, double *v, int n) {
+    qsort(v, (size_t)n, sizeof v[0], cmp);
+    printf("{\"area\":\"lateness\",\"op\":\"%s\",\"impl\":\"%s\",\"unit\":\"ns_per_op\",\"load\":\"%s\","
+           "\"value\":%.0f,\"p99\":%.0f,\"max\":%.0f}\n",
+           op, impl, load, quantile(v, n, 0.5), quantile(v, n, 0.99), v[n - 1]);
+}
 
-    bench("derive+cancel", derive_cancel, parent);
-    bench("derive+cancel with deadline", derive_cancel_deadline, parent);
-    bench("is_done", is_done, live);
-    bench("err", err, live);
-    int depths[] = {10, 100};
-    for (int d = 0; d < 2; d++) {
-        ctx_key_t *others[100];
-        lookup_t l = value_chain(depths[d], others);
-        char name[64];
-        snprintf(name, sizeof name, "value lookup depth %d", depths[d]);
-        bench(name, value_lookup, &l);
-        ctx_release(l.leaf);
-        ctx_key_release(l.key);
-        for (int i = 1; i < depths[d]; i++) ctx_key_release(others[i]);
+static void lateness(const char *load, int count) {
+    double *waited = calloc((size_t)count, sizeof(double)), *polled = calloc((size_t)count, sizeof(double)),
+           *slept = calloc((size_t)count, sizeof(double));
+    if (waited == NULL || polled == NULL || slept == NULL) exit(1);
+    for (int i = 0; i < count; i++) {
+        int64_t ahead = (2000 + (i % 7) * 300) * 1000LL, deadline;
+        ctx_t *c;
+        ctx_cancel_t *k;
+        ctx_with_timeout(ctx_background(), ahead, &c, &k);
+        ctx_deadline(c, &deadline);
+        ctx_wait(c, -1);
+        waited[i] = (double)(ctx_now_ns() - deadline);
+        ctx_cancel_and_release(c, k);
+
+        ctx_with_timeout(ctx_background(), ahead, &c, &k);
+        ctx_deadline(c, &deadline);
+        ctx_fd_t *fd;
+        if (ctx_done_fd(c, &fd) != CTX_OK) exit(1);
+        struct pollfd p = {.fd = ctx_fd_get(fd), .events = POLLIN};
+        while (poll(&p, 1, -1) != 1) {
+        }
+        polled[i] = (double)(ctx_now_ns() - deadline);
+        ctx_fd_close(fd);
+        ctx_cancel_and_release(c, k);
+
+        deadline = ctx_now_ns() + ahead;
+        struct timespec until = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) != 0) {
+        }
+        slept[i] = (double)(ctx_now_ns() - deadline);
+    }
+    emit_lateness("c: thread blocked in ctx_wait", "polyctx", load, waited, count);
+    emit_lateness("c: thread blocked in ctx_wait", "clock_nanosleep", load, slept, count);
+    emit_lateness("c: thread in poll() on ctx_done_fd", "polyctx", load, polled, count);
+    free(waited);
+    free(polled);
+    free(slept);
+}
+
+int main(int argc, char **argv) {
+    int quick = 0;
+    const char *load = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        if (strcmp(argv[i], "--lateness") == 0 && i + 1 < argc) load = argv[++i];
+    }
+    if (load != NULL) {
+        lateness(load, quick ? 50 : 300);
+        return 0;
     }
     after_funcs();
-
-    ctx_cancel(keep);
-    ctx_cancel_release(keep_live);
-    ctx_cancel_release(keep);
-    ctx_release(live);
-    ctx_release(parent);
     return 0;
 }

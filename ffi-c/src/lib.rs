@@ -35,4 +35,15 @@ mod status;
 
 pub mod handle;
 
+/// The header's context, cancel and value functions as Rust, for crates in
+/// the same process that call the C ABI itself rather than hand handles
+/// over (`handle`): the benchmarks time C's calls beside the core's in one
+/// process this way.
+pub mod abi {
+    pub use crate::cancel::*;
+    pub use crate::context::*;
+    pub use crate::status::{ctx_err_t, ctx_status_t};
+    pub use crate::value::{ctx_key_new, ctx_key_release, ctx_value, ctx_value_kind_t, ctx_with_value_bytes};
+}
+
 pub use codec::{CTX_TIMEOUT_MAX_LEN, CTX_TRACEPARENT_LEN, CTX_TRACE_FLAG_RANDOM, CTX_TRACE_FLAG_SAMPLED};

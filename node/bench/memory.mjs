@@ -25,10 +25,11 @@ export async function settle(done = () => true) {
  * `counts()` (numbers by name, such as live handles), how each grew: the
  * collection waits (boundedly) for them to come back.
  */
-export async function retainedPerChild({ count, derive, retain = false, counts }) {
+export async function retainedPerChild({ count, derive, retain = false, counts, native }) {
   const kept = []
   await settle()
   const before = process.memoryUsage()
+  const nativeBefore = native?.()
   const countsBefore = counts?.()
   for (let i = 0; i < count; i++) {
     const child = derive()
@@ -42,20 +43,26 @@ export async function retainedPerChild({ count, derive, retain = false, counts }
     heap: (after.heapUsed - before.heapUsed) / count,
     rss: (after.rss - before.rss) / count,
   }
+  if (native !== undefined) result.native = (native() - nativeBefore) / count
   if (counts !== undefined) result.grown = grown()
   kept.length = 0
   return result
 }
 
-/** Heap and RSS per live child, `count` of them kept alive at once. */
-export async function livePerChild({ count, derive }) {
+/**
+ * Heap and RSS per live child, `count` of them kept alive at once; given
+ * `native()` (bytes of native memory in use), that per child too.
+ */
+export async function livePerChild({ count, derive, native }) {
   await settle()
   const before = process.memoryUsage()
+  const nativeBefore = native?.()
   const kept = new Array(count)
   for (let i = 0; i < count; i++) kept[i] = derive()
   await settle()
   const after = process.memoryUsage()
   const result = { heap: (after.heapUsed - before.heapUsed) / count, rss: (after.rss - before.rss) / count }
+  if (native !== undefined) result.native = (native() - nativeBefore) / count
   kept.length = 0
   return result
 }

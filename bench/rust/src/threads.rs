@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use polyctx::{after_func, stats, with_cancel, Context};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{emit, median};
+use crate::harness::{emit, emit_with_p99, median, percentile};
 
 pub const THREADS: [usize; 5] = [1, 2, 4, 8, 16];
 
@@ -66,8 +66,8 @@ pub fn shared_parent(quick: bool) {
             }));
         }
         let op = format!("shared parent derive+cancel, {threads} threads");
-        emit("scaling", &op, "polyctx", "ns_per_op", median(ours));
-        emit("scaling", &op, "tokio-util", "ns_per_op", median(peer));
+        emit_median_p99("scaling", &op, "polyctx", ours);
+        emit_median_p99("scaling", &op, "tokio-util", peer);
     }
 }
 
@@ -107,20 +107,8 @@ pub fn after_funcs(quick: bool) {
         drop(stops);
     }
     let op = format!("{}k after-funcs", count / 1000);
-    emit(
-        "rust",
-        &format!("{op}: cancel returns"),
-        "polyctx",
-        "ns_per_op",
-        median(returned),
-    );
-    emit(
-        "rust",
-        &format!("{op}: all have run"),
-        "polyctx",
-        "ns_per_op",
-        median(all_ran),
-    );
+    emit_median_p99("rust", &format!("{op}: cancel returns"), "polyctx", returned);
+    emit_median_p99("rust", &format!("{op}: all have run"), "polyctx", all_ran);
     emit(
         "rust",
         &format!("{op}: pool threads"),
@@ -131,68 +119,73 @@ pub fn after_funcs(quick: bool) {
 }
 
 /// How late code waiting on a deadline runs: from the deadline to the
-/// waiting thread running again, p50/p99/max over `count` deadlines, idle
-/// and with every core kept busy by hog threads. The peer is the operating
-/// system's own floor: `thread::sleep` until the same instant.
-pub fn lateness(quick: bool) {
+/// waiting code running again, p50/p99/max over `count` deadlines 2 to 3.8 ms
+/// ahead. `load` names the machine's state: bench/run.py runs this mode
+/// idle and again under bench/load.py (CPU hogs and a parallel build), the
+/// same load for every language. Beside each polyctx wait, its floor: the
+/// same thread sleeping until the same instant (`thread::sleep`), and for a
+/// task, tokio's own timer.
+pub fn lateness(load: &str, quick: bool) {
     let count = if quick { 50 } else { 300 };
-    for loaded in [false, true] {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let hogs: Vec<_> = (0..if loaded { 2 * cores() } else { 0 })
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut x = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        x = black_box(x.wrapping_mul(31).wrapping_add(7));
-                    }
-                })
-            })
-            .collect();
-        let (mut ours, mut floor) = (Vec::new(), Vec::new());
-        for i in 0..count {
-            let ahead = Duration::from_micros(2_000 + (i % 7) * 300);
-            let (ctx, _cancel) = polyctx::with_timeout(&Context::background(), ahead);
-            let deadline = ctx.deadline().unwrap();
-            ctx.wait();
-            ours.push(Instant::now().saturating_duration_since(deadline).as_nanos() as f64);
-            let deadline = Instant::now() + ahead;
-            std::thread::sleep(deadline - Instant::now());
-            floor.push(Instant::now().saturating_duration_since(deadline).as_nanos() as f64);
-        }
-        stop.store(true, Ordering::Relaxed);
-        for h in hogs {
-            h.join().unwrap();
-        }
-        let load = if loaded { "loaded" } else { "idle" };
-        for (name, samples) in [("polyctx", &mut ours), ("thread::sleep", &mut floor)] {
-            samples.sort_by(f64::total_cmp);
-            let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
-            emit(
-                "lateness",
-                &format!("rust deadline to code, {load}, p50"),
-                name,
-                "ns_per_op",
-                pick(0.5),
-            );
-            emit(
-                "lateness",
-                &format!("rust deadline to code, {load}, p99"),
-                name,
-                "ns_per_op",
-                pick(0.99),
-            );
-            emit(
-                "lateness",
-                &format!("rust deadline to code, {load}, max"),
-                name,
-                "ns_per_op",
-                pick(1.0),
-            );
-        }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mut rows: [(&str, &str, Vec<f64>); 4] = [
+        ("rust: thread blocked in ctx.wait()", "polyctx", Vec::new()),
+        ("rust: thread blocked in ctx.wait()", "thread::sleep", Vec::new()),
+        ("rust: task awaiting ctx.done() (tokio)", "polyctx", Vec::new()),
+        (
+            "rust: task awaiting ctx.done() (tokio)",
+            "tokio::time::sleep_until",
+            Vec::new(),
+        ),
+    ];
+    for i in 0..count {
+        let ahead = Duration::from_micros(2_000 + (i % 7) * 300);
+        let (ctx, _cancel) = polyctx::with_timeout(&Context::background(), ahead);
+        let deadline = ctx.deadline().unwrap();
+        ctx.wait();
+        rows[0].2.push(late(deadline));
+        let deadline = Instant::now() + ahead;
+        std::thread::sleep(deadline - Instant::now());
+        rows[1].2.push(late(deadline));
+        let (ctx, _cancel) = polyctx::with_timeout(&Context::background(), ahead);
+        let deadline = ctx.deadline().unwrap();
+        rows[2].2.push(rt.block_on(async {
+            ctx.done().await;
+            late(deadline)
+        }));
+        let deadline = Instant::now() + ahead;
+        rows[3].2.push(rt.block_on(async {
+            tokio::time::sleep_until(deadline.into()).await;
+            late(deadline)
+        }));
+    }
+    for (op, implementation, samples) in &mut rows {
+        emit_lateness(op, implementation, load, samples);
     }
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+/// The median of `samples` (nanoseconds per operation) and their p99.
+fn emit_median_p99(area: &str, op: &str, implementation: &str, samples: Vec<f64>) {
+    let p99 = percentile(&samples, 0.99);
+    emit_with_p99(area, op, implementation, "ns_per_op", median(samples), p99);
+}
+
+/// Nanoseconds from `deadline` to now.
+fn late(deadline: Instant) -> f64 {
+    Instant::now().saturating_duration_since(deadline).as_nanos() as f64
+}
+
+/// One lateness row: p50 as the value, with p99 and max.
+fn emit_lateness(op: &str, implementation: &str, load: &str, samples: &mut [f64]) {
+    samples.sort_by(f64::total_cmp);
+    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    println!(
+        r#"{{"area":"lateness","op":"{op}","impl":"{implementation}","unit":"ns_per_op","load":"{load}","value":{:.0},"p99":{:.0},"max":{:.0}}}"#,
+        pick(0.5),
+        pick(0.99),
+        pick(1.0)
+    );
 }
