@@ -93,21 +93,36 @@ impl RawLock {
 
     #[cold]
     fn lock_contended(&self) {
-        // Critical sections are a few dozen instructions: spin briefly first.
-        for _ in 0..100 {
-            std::hint::spin_loop();
-            if self.0.load(Ordering::Relaxed) == 0
-                && self
-                    .0
-                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return;
+        // As std's futex mutex does: spin while the lock is held with no
+        // sleepers (critical sections are a few dozen instructions), take it
+        // if it came free, else mark it contended and sleep, then spin again.
+        let mut state = self.spin();
+        if state == 0 {
+            match self.0.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(s) => state = s,
             }
         }
-        // Mark the word contended; whoever unlocks then wakes a sleeper.
-        while self.0.swap(2, Ordering::Acquire) != 0 {
+        loop {
+            // Whoever unlocks a contended (2) word wakes a sleeper.
+            if state != 2 && self.0.swap(2, Ordering::Acquire) == 0 {
+                return;
+            }
             futex::wait(&self.0, 2);
+            state = self.spin();
+        }
+    }
+
+    /// Spins while the lock is held and nobody sleeps on it; the state seen last.
+    fn spin(&self) -> u32 {
+        let mut spins = 100;
+        loop {
+            let state = self.0.load(Ordering::Relaxed);
+            if state != 1 || spins == 0 {
+                return state;
+            }
+            std::hint::spin_loop();
+            spins -= 1;
         }
     }
 
