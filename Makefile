@@ -14,8 +14,8 @@ BUILD := $(ROOT)/build
 
 # Filled in by the fragments.
 LINT_TARGETS := lint-rust
-TEST_TARGETS := test-rust test-miri test-sanitizers-rust test-conformance-go test-conformance-rust
-STRESS_TARGETS := stress-rust stress-miri stress-fuzz
+TEST_TARGETS := test-rust test-shuttle test-miri test-sanitizers-rust test-conformance-go test-conformance-rust
+STRESS_TARGETS := stress-rust stress-shuttle stress-miri stress-fuzz
 DEMO_TARGETS := demo-rust
 BENCH_BUILD_TARGETS :=
 
@@ -83,6 +83,20 @@ lint-rust:
 # The core's tests, doctests and the README's Rust examples.
 test-rust:
 	$(CARGO) test --locked -p polyctx
+
+# Shuttle (core/src/shuttle_tests.rs) explores thread interleavings of the
+# real core, built with Shuttle's threads, locks and atomics (core/src/sync.rs):
+# cancel against derive, drop, waiters, after-funcs and the timer firing.
+# One execution at a time: the core's statics belong to one execution.
+SHUTTLE = RUSTFLAGS="--cfg polyctx_shuttle" CARGO_TARGET_DIR=$(ROOT)/target/shuttle SHUTTLE_SILENCE_WARNINGS=1 \
+	SHUTTLE_ITERATIONS=$(1) $(CARGO) test --locked -q -p polyctx --lib shuttle_tests -- --test-threads=1
+# Each scenario under 5,000 random and 5,000 PCT schedules (seconds).
+test-shuttle:
+	$(call SHUTTLE,5000)
+
+# Each scenario under 100,000 random and 100,000 PCT schedules.
+stress-shuttle:
+	$(call SHUTTLE,100000)
 
 # Miri checks the core's unsafe code for undefined behaviour (Stacked
 # Borrows aliasing, data races, weak-memory outcomes) on the unit tests and

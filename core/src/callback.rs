@@ -11,12 +11,12 @@
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
-use std::thread::Thread;
 
 use crate::node::NodeRef;
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::thread::Thread;
 use crate::{pool, tree, Context};
 
 pub(crate) type Callback = Box<dyn FnOnce() + Send>;

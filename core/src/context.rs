@@ -263,6 +263,6 @@ pub fn without_cancel(parent: &Context) -> Context {
 /// is live (Go's `context.Cause`).
 pub fn cause(ctx: &Context) -> Option<Cause> {
     let c = ctx.node.signal()?.cancel_part();
-    let err = error_of(c.state.load(std::sync::atomic::Ordering::Acquire))?;
+    let err = error_of(c.state.load(crate::sync::atomic::Ordering::Acquire))?;
     Some(tree::final_cause(c).unwrap_or_else(|| Cause::of(err)))
 }

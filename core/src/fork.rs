@@ -18,8 +18,9 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{MutexGuard, Once};
+use std::sync::Once;
 
+use crate::sync::MutexGuard;
 use crate::{lock, pool, timer};
 
 /// Set in a forked child until its first polyctx call restarts the threads.
@@ -48,7 +49,7 @@ fn restart() {
     }
 }
 
-#[cfg(not(miri))]
+#[cfg(not(any(miri, polyctx_shuttle)))]
 fn install() {
     // SAFETY: the handlers are `extern "C"` functions that never unwind and
     // live for the whole process.
@@ -56,8 +57,9 @@ fn install() {
     assert_eq!(rc, 0, "polyctx: pthread_atfork failed");
 }
 
-// Miri cannot fork, nor register fork handlers; they stay compiled.
-#[cfg(miri)]
+// Miri cannot fork, nor register fork handlers, and Shuttle's threads do
+// not survive a fork; the handlers stay compiled.
+#[cfg(any(miri, polyctx_shuttle))]
 fn install() {
     let _handlers: [extern "C" fn(); 3] = [prepare, parent, child];
 }

@@ -37,7 +37,8 @@
 // services (timeouts, trace context, baggage, end reasons). Plus `cancel` (the cancel
 // handles), `patterns` (group, retry, sleep), `debug` (lost cancels,
 // live-context tracking), `foreign` (values from other languages, with their finalizers), `value`, `error`, `display`, `clock`, `raw` (pointers for
-// bindings), `wake_fd` and `stats`.
+// bindings), `wake_fd` and `stats`. `sync`: std's primitives, or Shuttle's
+// under `--cfg polyctx_shuttle` for `shuttle_tests`.
 mod callback;
 mod cancel;
 pub mod clock;
@@ -54,12 +55,16 @@ mod pool;
 mod rand;
 mod raw;
 pub mod stats;
+mod sync;
 mod timer;
 mod tree;
 mod value;
 mod wait;
 mod wake_fd;
 pub mod wire;
+
+#[cfg(all(test, polyctx_shuttle))]
+mod shuttle_tests;
 
 pub use callback::{after_func, AfterFunc, Registration};
 pub use cancel::{AnyCancelFunc, CancelCauseFunc, CancelFunc, CancelGuard, CauseNotAccepted};

@@ -11,9 +11,8 @@
 //! node locks at once (the tree's lock order, see `tree`); debug builds
 //! check that on every acquisition.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use crate::node::Node;
+use crate::sync::atomic::{AtomicU32, Ordering};
 
 /// A power of two. With 256 stripes two unrelated nodes share a lock with
 /// probability 1/256; the table is 32 KiB.
@@ -134,7 +133,7 @@ impl RawLock {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(polyctx_shuttle)))]
 mod futex {
     use std::sync::atomic::AtomicU32;
 
@@ -167,14 +166,15 @@ mod futex {
     }
 }
 
-/// Elsewhere: yield instead of sleeping on the word.
-#[cfg(not(target_os = "linux"))]
+/// Elsewhere, and under Shuttle (whose threads must not block in the
+/// kernel): yield instead of sleeping on the word.
+#[cfg(any(not(target_os = "linux"), polyctx_shuttle))]
 mod futex {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use crate::sync::atomic::{AtomicU32, Ordering};
 
     pub(super) fn wait(word: &AtomicU32, expected: u32) {
         if word.load(Ordering::Relaxed) == expected {
-            std::thread::yield_now();
+            crate::sync::thread::yield_now();
         }
     }
 
@@ -182,7 +182,8 @@ mod futex {
 }
 
 /// Debug builds check the lock order: at most one node lock per thread.
-#[cfg(debug_assertions)]
+/// (Not under Shuttle, whose threads share one OS thread's locals.)
+#[cfg(all(debug_assertions, not(polyctx_shuttle)))]
 mod held {
     use std::cell::Cell;
 
@@ -202,7 +203,7 @@ mod held {
     }
 }
 
-#[cfg(not(debug_assertions))]
+#[cfg(any(not(debug_assertions), polyctx_shuttle))]
 mod held {
     #[inline(always)]
     pub(super) fn enter() {}

@@ -21,10 +21,10 @@
 //!    Rust's aliasing rules (Miri checks this).
 //! 4. Background and TODO are immortal statics: their count is never touched.
 
+use crate::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::callback::Slot;

@@ -22,10 +22,11 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use crate::callback::Callback;
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 const EAGER_WORKERS: usize = 2;
 const MAX_WORKERS: usize = 1024;
@@ -119,8 +120,17 @@ fn spawn_worker(s: &mut State) -> bool {
     started
 }
 
+#[cfg(not(polyctx_shuttle))]
 fn spawn(name: &str, f: fn()) -> bool {
     std::thread::Builder::new().name(name.into()).spawn(f).is_ok()
+}
+
+/// Under Shuttle a worker would wait for work for ever, which Shuttle takes
+/// for a deadlock: functions run on the submitting thread, the path taken
+/// when no thread can be started.
+#[cfg(polyctx_shuttle)]
+fn spawn(_: &str, _: fn()) -> bool {
+    false
 }
 
 fn work() {

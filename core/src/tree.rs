@@ -26,8 +26,8 @@
 //!    critical section that publishes the state. Each slot's action is then
 //!    taken by exactly one of the walk and `Registration::stop` (`callback`).
 
+use crate::sync::atomic::{fence, Ordering};
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 use crate::callback::{self, Slot};

@@ -6,13 +6,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, Waker};
-use std::thread;
 use std::time::Instant;
 
 use std::sync::Arc;
 
 use crate::callback::{self, Action, Slot};
 use crate::node::NodeRef;
+use crate::sync::thread;
 use crate::{clock, fork, tree, Context};
 
 /// Blocks until `ctx` is done or `deadline` passes; true if it is done.
