@@ -11,7 +11,7 @@
 //! node locks at once (the tree's lock order, see `tree`); debug builds
 //! check that on every acquisition.
 
-use crate::node::Node;
+use crate::node::{Node, Shard};
 use crate::sync::atomic::{AtomicU32, Ordering};
 
 /// A power of two. With 256 stripes two unrelated nodes share a lock with
@@ -25,17 +25,36 @@ struct Stripe(RawLock);
 
 static TABLE: [Stripe; STRIPES] = [const { Stripe(RawLock::new()) }; STRIPES];
 
-/// Proof that a node's stripe is held; unlocks on drop.
+/// Proof that a stripe is held; unlocks on drop.
 pub(crate) struct StripeGuard {
     lock: &'static RawLock,
+    contended: bool,
 }
 
 /// Locks the stripe of the node at `node`.
 pub(crate) fn lock(node: &Node) -> StripeGuard {
+    lock_stripe(stripe(std::ptr::from_ref(node).addr()))
+}
+
+/// Locks the stripe of `shard`, one of a contended node's extra child
+/// lists: a lock of its own, so that threads on different shards of one
+/// parent do not meet on one lock word. Still a node lock as far as the
+/// lock order goes (one at a time).
+pub(crate) fn lock_shard(shard: &Shard) -> StripeGuard {
+    lock_stripe(stripe(std::ptr::from_ref(shard).addr()))
+}
+
+fn lock_stripe(lock: &'static RawLock) -> StripeGuard {
     held::enter();
-    let lock = stripe(node);
-    lock.lock();
-    StripeGuard { lock }
+    let contended = lock.lock();
+    StripeGuard { lock, contended }
+}
+
+impl StripeGuard {
+    /// Whether another thread held the lock when this one asked for it.
+    pub(crate) fn was_contended(&self) -> bool {
+        self.contended
+    }
 }
 
 impl Drop for StripeGuard {
@@ -45,10 +64,10 @@ impl Drop for StripeGuard {
     }
 }
 
-fn stripe(node: &Node) -> &'static RawLock {
+fn stripe(addr: usize) -> &'static RawLock {
     // Fibonacci hashing of the address: nodes are at least 8-aligned and
     // allocated close together, so the low bits alone would cluster.
-    let addr = std::ptr::from_ref(node).addr() >> 3;
+    let addr = addr >> 3;
     let index = addr.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - STRIPES.trailing_zeros());
     &TABLE[index].0
 }
@@ -79,15 +98,18 @@ impl RawLock {
         RawLock(AtomicU32::new(0))
     }
 
+    /// Takes the lock; true if it had to wait for another thread.
     #[inline]
-    fn lock(&self) {
+    fn lock(&self) -> bool {
         if self
             .0
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             self.lock_contended();
+            return true;
         }
+        false
     }
 
     #[cold]

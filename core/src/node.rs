@@ -21,7 +21,7 @@
 //!    Rust's aliasing rules (Miri checks this).
 //! 4. Background and TODO are immortal statics: their count is never touched.
 
-use crate::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -59,6 +59,7 @@ pub(crate) struct Node {
     pub(crate) kind: Kind,
 }
 
+#[cfg_attr(polyctx_shuttle, allow(clippy::large_enum_variant))] // Shuttle's atomics are larger
 pub(crate) enum Kind {
     Background,
     Todo,
@@ -86,9 +87,38 @@ pub(crate) struct CancelNode {
     pub(crate) timer_slot: AtomicU32,
     /// The effective deadline in `clock` nanoseconds (`clock::NEVER` if none).
     pub(crate) deadline: u64,
+    /// Which of its parent's child lists this node is linked in:
+    /// `MAIN_LIST` or a shard's index. Set before the node is shared.
+    pub(crate) list: AtomicU8,
     pub(crate) guarded: UnsafeCell<Guarded>,
     pub(crate) links: UnsafeCell<Links>,
     pub(crate) cause: UnsafeCell<Option<Cause>>,
+    /// This node's shards (null until threads contend to derive from it):
+    /// set once, under its lock, from a `Box`, and freed with the node.
+    pub(crate) shards: AtomicPtr<Shards>,
+}
+
+/// `CancelNode::list` of a child linked in its parent's own list.
+pub(crate) const MAIN_LIST: u8 = u8::MAX;
+
+/// How many extra child lists a contended parent has.
+pub(crate) const SHARDS: usize = 8;
+
+/// The extra child lists of a parent that threads contend to derive from
+/// (a server-lifetime context): each thread links its children into a list
+/// of its own, under that list's own stripe lock, so threads deriving from
+/// one parent at once stop writing each other's cache lines (the parent's
+/// list head, each other's children's links, one lock word). Made on the
+/// first contended attach (`tree::attach`), about 1 KiB, freed with the node.
+#[derive(Default)]
+pub(crate) struct Shards(pub(crate) [Shard; SHARDS]);
+
+/// One extra child list, on its own pair of cache lines.
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct Shard {
+    /// Head of the list; guarded by this shard's stripe lock (`lock::lock_shard`).
+    pub(crate) children: UnsafeCell<Option<NonNull<Node>>>,
 }
 
 /// What a cancelable node's own lock guards.
@@ -179,15 +209,37 @@ impl CancelNode {
             own_deadline,
             timer_slot: AtomicU32::new(NOT_QUEUED),
             deadline,
+            list: AtomicU8::new(MAIN_LIST),
             guarded: UnsafeCell::new(Guarded::default()),
             links: UnsafeCell::new(Links::default()),
             cause: UnsafeCell::new(deadline_cause),
+            shards: AtomicPtr::new(std::ptr::null_mut()),
         }
+    }
+
+    /// This node's shards, if threads have contended to derive from it.
+    #[inline]
+    pub(crate) fn shards(&self) -> Option<&Shards> {
+        // SAFETY: a non-null pointer came from `Box::into_raw`, is never
+        // changed, and is freed only when this node is (see `Drop`). Acquire
+        // pairs with the Release store that published it.
+        unsafe { self.shards.load(Ordering::Acquire).as_ref() }
     }
 
     #[inline]
     pub(crate) fn is_live(&self) -> bool {
         self.state.load(Ordering::Acquire) == LIVE
+    }
+}
+
+impl Drop for CancelNode {
+    fn drop(&mut self) {
+        let shards = *self.shards.get_mut();
+        if !shards.is_null() {
+            // SAFETY: the pointer came from `Box::into_raw` and this node,
+            // being dropped, was its only owner.
+            drop(unsafe { Box::from_raw(shards) });
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //! hangs under a value whose drop is counted).
 //!
 //! A schedule Shuttle cannot finish (a waiter nobody wakes) fails as a
-//! deadlock. Run by `make test-shuttle` (`SHUTTLE_ITERATIONS` random and as
+//! deadlock. After one test fails, the core's statics may be left
+//! mid-operation, so later tests in the run may fail as a consequence:
+//! read the first failure. Run by `make test-shuttle` (`SHUTTLE_ITERATIONS` random and as
 //! many PCT schedules per test) and, longer, by `make stress-shuttle`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -277,6 +279,43 @@ fn last_drop_against_timer() {
         let timer = thread::spawn(timer::fire_all);
         dropper.join().unwrap();
         timer.join().unwrap();
+        assert_nothing_left(&alive);
+    });
+}
+
+/// A contended parent's extra child lists (`node::Shards`): threads link
+/// children into their own shards, cancel some, drop others uncancelled,
+/// while the parent is cancelled; every child ends done and unlinked.
+#[test]
+fn sharded_parent_against_cancel() {
+    explore(|| {
+        let (root, alive) = counted_root();
+        let (parent, cancel) = with_cancel(&root);
+        drop(root);
+        tree::shard_now(parent.node.signal().expect("cancelable"));
+        let workers: Vec<_> = (0..2)
+            .map(|i| {
+                let parent = parent.clone();
+                thread::spawn(move || {
+                    let (a, cancel_a) = with_cancel(&parent);
+                    let (b, cancel_b) = with_timeout(&parent, HOUR);
+                    if i == 0 {
+                        cancel_a.cancel();
+                    }
+                    drop((a, cancel_a));
+                    (b, cancel_b)
+                })
+            })
+            .collect();
+        let canceller = thread::spawn(move || cancel.cancel());
+        canceller.join().unwrap();
+        for worker in workers {
+            let (b, cancel_b) = worker.join().unwrap();
+            assert!(b.is_done(), "a child in a shard missed its parent's cancel");
+            drop((b, cancel_b));
+        }
+        assert_eq!(stats::children(&parent), 0, "a child stayed in a shard");
+        drop(parent);
         assert_nothing_left(&alive);
     });
 }

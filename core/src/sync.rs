@@ -15,11 +15,11 @@
 #[cfg(not(polyctx_shuttle))]
 pub(crate) use std::{
     sync::{atomic, Condvar, Mutex, MutexGuard},
-    thread,
+    thread, thread_local,
 };
 
 #[cfg(polyctx_shuttle)]
 pub(crate) use shuttle::{
     sync::{atomic, Condvar, Mutex, MutexGuard},
-    thread,
+    thread, thread_local,
 };

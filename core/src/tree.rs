@@ -8,7 +8,9 @@
 //!    loads to see that it is done, and the error is derived from it, so
 //!    done and err never disagree.
 //! 2. A cancelable node's `guarded` (child list, callbacks) is guarded by
-//!    its lock; a child's `links` by the lock of its parent's signal. While
+//!    its lock; each of its shards' lists (a contended parent's extra child
+//!    lists, `node::Shards`) by that shard's lock; a child's `links` by the
+//!    lock of the list it is in (its `list`, fixed when it is linked). While
 //!    live, `cause` is written only under the node's lock; never once done.
 //! 3. Lock order: no code holds two node locks at once, nor a node lock and
 //!    the timer or pool lock. Node locks are striped (`lock`), so this is
@@ -17,8 +19,12 @@
 //!    re-enter polyctx.
 //! 4. A done node is in no child list: whoever makes it done (its own
 //!    cancel, which also detaches it, or its parent's walk, which takes the
-//!    whole list) holds a count until it has unhooked it, and a child of a
-//!    done parent is never linked.
+//!    whole list and then each shard's) holds a count until it has unhooked
+//!    it, and a child of a done parent is never linked. A parent's shards
+//!    are published under its lock while it is live, so a walk (which
+//!    starts under that lock) sees every shard a child can be in; a child
+//!    linking into a shard checks the parent's state under the shard's
+//!    lock, which the walk takes after publishing the state.
 //! 5. A done node is in no timer entry: the walk (`mark_done`) and
 //!    `timer::insert` each store, fence (SeqCst), then load what the other
 //!    stored, so at least one of them sees the other and removes the entry.
@@ -33,19 +39,21 @@ use std::sync::Arc;
 use crate::callback::{self, Slot};
 use crate::error::{Cause, Error};
 use crate::lock::{self, StripeGuard};
-use crate::node::{state_of, CancelNode, Guarded, Kind, Links, Node, NodeRef, LIVE, NOT_QUEUED};
+use crate::node::{
+    state_of, CancelNode, Guarded, Kind, Links, Node, NodeRef, Shard, Shards, LIVE, MAIN_LIST, NOT_QUEUED,
+};
 use crate::{fork, timer};
 
 /// Proof that a cancelable node's lock is held; unlocks on drop.
 struct Locked<'a> {
     node: &'a CancelNode,
-    _stripe: StripeGuard,
+    stripe: StripeGuard,
 }
 
 fn lock(node: &Node) -> Locked<'_> {
     Locked {
         node: node.cancel_part(),
-        _stripe: lock::lock(node),
+        stripe: lock::lock(node),
     }
 }
 
@@ -59,17 +67,6 @@ impl Locked<'_> {
         // SAFETY: the lock is held for as long as `self` lives (invariant 2),
         // and `&mut self` makes this the only borrow through the guard.
         unsafe { &mut *self.node.guarded.get() }
-    }
-
-    /// The list links of `child`, a cancelable child of the locked node.
-    ///
-    /// # Safety
-    /// `child` must be a cancelable node whose parent's signal is the locked
-    /// node, and no other reference to its links may be live.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn links_of<'n>(&self, child: &'n Node) -> &'n mut Links {
-        // SAFETY: invariant 2, as the caller promises.
-        unsafe { &mut *child.cancel_part().links.get() }
     }
 
     /// Replaces the cause, returning the old one so that it is dropped after
@@ -87,6 +84,66 @@ impl Locked<'_> {
         // SAFETY: the lock is held, and `cause` is only written under it.
         unsafe { (*self.node.cause.get()).clone() }
     }
+}
+
+/// A child list whose lock is held: a node's own (`Locked`), or one of its
+/// shards' (`ShardLocked`).
+trait ChildList {
+    fn head(&mut self) -> &mut Option<NonNull<Node>>;
+}
+
+impl ChildList for Locked<'_> {
+    fn head(&mut self) -> &mut Option<NonNull<Node>> {
+        &mut self.guarded().children
+    }
+}
+
+/// Proof that a shard's lock is held; unlocks on drop.
+struct ShardLocked<'a> {
+    shard: &'a Shard,
+    _stripe: StripeGuard,
+}
+
+fn lock_shard(shard: &Shard) -> ShardLocked<'_> {
+    ShardLocked {
+        shard,
+        _stripe: lock::lock_shard(shard),
+    }
+}
+
+impl ChildList for ShardLocked<'_> {
+    fn head(&mut self) -> &mut Option<NonNull<Node>> {
+        // SAFETY: the shard's lock is held for as long as `self` lives
+        // (invariant 2), and `&mut self` makes this the only borrow.
+        unsafe { &mut *self.shard.children.get() }
+    }
+}
+
+/// The list links of `child`.
+///
+/// # Safety
+/// `child` must be a cancelable node in (or being linked into) a list whose
+/// lock the caller holds, and no other reference to its links may be live.
+#[allow(clippy::mut_from_ref)]
+unsafe fn links_of(child: &Node) -> &mut Links {
+    // SAFETY: invariant 2, as the caller promises.
+    unsafe { &mut *child.cancel_part().links.get() }
+}
+
+/// The shard of a contended parent that this thread links its children
+/// into: threads are dealt shards in turn, so a few threads deriving from
+/// one parent each have a list (and a lock) of their own.
+fn my_shard() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    crate::sync::thread_local! {
+        static MINE: Cell<Option<u8>> = const { Cell::new(None) };
+    }
+    let pick = || (NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % crate::node::SHARDS) as u8;
+    // `try_with`: a thread being torn down still derives (into shard 0).
+    let mine = MINE.try_with(|m| *m.get().get_or_insert_with(pick)).unwrap_or(0);
+    usize::from(mine)
 }
 
 /// The cause recorded when `c` became done; `None` while live or when it
@@ -126,13 +183,32 @@ pub(crate) fn new_node(
 /// with the parent's error and cause if the parent is done (Go's
 /// `propagateCancel`).
 fn attach(parent: &Node, child: &NodeRef) {
-    let (state, inherited) = {
+    let c = parent.cancel_part();
+    let (state, inherited) = if let Some(shards) = c.shards() {
+        let shard = my_shard();
+        let mut g = lock_shard(&shards.0[shard]);
+        // Under the shard's lock: a walk that published the state before
+        // taking this lock is seen, a later one takes this list (invariant 4).
+        let state = c.state.load(Ordering::Acquire);
+        if state == LIVE {
+            child.cancel_part().list.store(shard as u8, Ordering::Relaxed);
+            // SAFETY: the shard's lock is held, `child` is in no list, and
+            // its pointer comes from its owning reference.
+            unsafe { push_child(&mut g, child.as_ptr()) };
+            return;
+        }
+        drop(g);
+        (state, final_cause(c))
+    } else {
         let mut g = lock(parent);
         let state = g.state();
         if state == LIVE {
             // SAFETY: the parent's lock is held, `child` is in no list, and
             // its pointer comes from its owning reference.
             unsafe { push_child(&mut g, child.as_ptr()) };
+            if g.stripe.was_contended() {
+                shard_out(&g);
+            }
             return;
         }
         (state, g.cause())
@@ -145,50 +221,96 @@ fn attach(parent: &Node, child: &NodeRef) {
     drop(stale);
 }
 
+/// Gives the locked, live `g` its shards, once: another thread waited for
+/// its lock to link a child, so threads derive from it at once.
+fn shard_out(g: &Locked<'_>) {
+    let c = g.node;
+    // Only ever set under this lock, so there is no race to set it.
+    if c.shards.load(Ordering::Relaxed).is_null() {
+        let shards = Box::into_raw(Box::<Shards>::default());
+        // Release: a thread that loads it sees initialised shards.
+        c.shards.store(shards, Ordering::Release);
+    }
+}
+
 /// # Safety
-/// `g` must be the lock of `child`'s parent signal, `child` unlinked, and
-/// `child` copied from an owning `NodeRef` (node invariant 3).
-unsafe fn push_child(g: &mut Locked<'_>, child: NonNull<Node>) {
-    let head = g.guarded().children;
+/// `list`'s lock must be held, and be the lock `child`'s `list` names (or
+/// will name); `child` unlinked and copied from an owning `NodeRef` (node
+/// invariant 3).
+unsafe fn push_child(list: &mut impl ChildList, child: NonNull<Node>) {
+    let head = *list.head();
     // SAFETY: as the caller promises; `child` is alive (its owner is the caller).
-    let links = unsafe { g.links_of(child.as_ref()) };
+    let links = unsafe { links_of(child.as_ref()) };
     links.prev = None;
     links.next = head;
     if let Some(h) = head {
         // SAFETY: `h` is in the list guarded by the held lock.
-        unsafe { g.links_of(h.as_ref()) }.prev = Some(child);
+        unsafe { links_of(h.as_ref()) }.prev = Some(child);
     }
-    g.guarded().children = Some(child);
+    *list.head() = Some(child);
 }
 
-/// Removes `child` from its parent's list if it is still there.
+/// Removes `child` from `list` if it is still there.
 ///
 /// # Safety
-/// `g` must be the lock of `child`'s parent signal.
-unsafe fn unlink(g: &mut Locked<'_>, child: &Node) {
+/// `list` must be the list `child` was linked in, with its lock held.
+unsafe fn unlink(list: &mut impl ChildList, child: &Node) {
     let me = NonNull::from(child);
     // SAFETY: as the caller promises.
-    let links = unsafe { g.links_of(child) };
+    let links = unsafe { links_of(child) };
     let (prev, next) = (links.prev.take(), links.next.take());
     match prev {
         // SAFETY: `p` is in the list guarded by the held lock.
-        Some(p) => unsafe { g.links_of(p.as_ref()) }.next = next,
+        Some(p) => unsafe { links_of(p.as_ref()) }.next = next,
         // Without a predecessor, a linked child is the head; an unlinked one
         // (taken by a cancel walk) is not, and there is nothing to do.
-        None if g.guarded().children == Some(me) => g.guarded().children = next,
+        None if *list.head() == Some(me) => *list.head() = next,
         None => return,
     }
     if let Some(n) = next {
         // SAFETY: `n` is in the list guarded by the held lock.
-        unsafe { g.links_of(n.as_ref()) }.prev = prev;
+        unsafe { links_of(n.as_ref()) }.prev = prev;
+    }
+}
+
+/// Unlinks every child of `list` into `walk` (the walk of their parent,
+/// which is done).
+///
+/// # Safety
+/// `list`'s lock must be held.
+unsafe fn take_children(list: &mut impl ChildList, walk: &mut Walk) {
+    let mut next = list.head().take();
+    while let Some(child) = next {
+        // SAFETY: `child` was in `list`, whose lock is held.
+        let links = unsafe { links_of(child.as_ref()) };
+        next = links.next.take();
+        links.prev = None;
+        // SAFETY: the child was in the list guarded by the held lock.
+        if let Some(child) = unsafe { NodeRef::try_retain(child) } {
+            walk.pending.push(child);
+        }
     }
 }
 
 fn detach_from_parent(node: &Node) {
-    if let Some(parent) = node.parent().and_then(|p| p.signal()) {
-        let mut g = lock(parent);
-        // SAFETY: `parent` is `node`'s parent signal and its lock is held.
-        unsafe { unlink(&mut g, node) };
+    let Some(parent) = node.parent().and_then(|p| p.signal()) else {
+        return;
+    };
+    match node.cancel_part().list.load(Ordering::Relaxed) {
+        MAIN_LIST => {
+            let mut g = lock(parent);
+            // SAFETY: `node` is in its parent signal's own list, whose lock is held.
+            unsafe { unlink(&mut g, node) };
+        }
+        shard => {
+            let shards = parent
+                .cancel_part()
+                .shards()
+                .expect("a child in a shard has a sharded parent");
+            let mut g = lock_shard(&shards.0[usize::from(shard)]);
+            // SAFETY: `node` is in this shard's list, whose lock is held.
+            unsafe { unlink(&mut g, node) };
+        }
     }
 }
 
@@ -332,22 +454,19 @@ pub(crate) fn expire(signal: &Node) {
 fn mark_done(node: &Node, mut g: Locked<'_>, error: Error, walk: &mut Walk) {
     let c = g.node;
     c.state.store(state_of(error), Ordering::Release);
-    let mut next = g.guarded().children.take();
-    while let Some(child) = next {
-        // SAFETY: `child` was in this node's list, so it is a cancelable
-        // child whose parent signal is this node, and the lock is held.
-        let links = unsafe { g.links_of(child.as_ref()) };
-        next = links.next.take();
-        links.prev = None;
-        // SAFETY: the child was in the list guarded by the held lock.
-        if let Some(child) = unsafe { NodeRef::try_retain(child) } {
-            walk.pending.push(child);
-        }
-    }
+    // SAFETY: this node's lock is held.
+    unsafe { take_children(&mut g, walk) };
     if let Some(callbacks) = g.guarded().callbacks.take() {
         walk.callbacks.extend(*callbacks);
     }
     drop(g);
+    // Invariant 4: the shards, each under its lock, after the state.
+    if let Some(shards) = c.shards() {
+        for shard in &shards.0 {
+            // SAFETY: the shard's lock is held.
+            unsafe { take_children(&mut lock_shard(shard), walk) };
+        }
+    }
     if c.own_deadline {
         // Invariant 5: pairs with the fence in `timer::insert`.
         fence(Ordering::SeqCst);
@@ -400,19 +519,79 @@ pub(crate) fn unlist(signal: &Node, slot: &Arc<Slot>) {
 
 /// How many live cancelable children are linked under `signal`.
 pub(crate) fn child_count(signal: &Node) -> usize {
-    let mut g = lock(signal);
-    let mut count = 0;
-    let mut next = g.guarded().children;
-    while let Some(child) = next {
-        count += 1;
-        // SAFETY: `child` is in the list guarded by the held lock.
-        next = unsafe { g.links_of(child.as_ref()) }.next;
+    let mut count = len(&mut lock(signal));
+    if let Some(shards) = signal.cancel_part().shards() {
+        count += shards.0.iter().map(|s| len(&mut lock_shard(s))).sum::<usize>();
     }
     count
+}
+
+fn len(list: &mut impl ChildList) -> usize {
+    let mut count = 0;
+    let mut next = *list.head();
+    while let Some(child) = next {
+        count += 1;
+        // SAFETY: `child` is in `list`, whose lock the caller holds.
+        next = unsafe { links_of(child.as_ref()) }.next;
+    }
+    count
+}
+
+/// Gives `signal` its shards now, as if threads had contended for it: for
+/// tests of the sharded lists.
+#[cfg(test)]
+pub(crate) fn shard_now(signal: &Node) {
+    let g = lock(signal);
+    if g.state() == LIVE {
+        shard_out(&g);
+    }
 }
 
 /// How many callbacks and waiters are listed on `signal`.
 pub(crate) fn callback_count(signal: &Node) -> usize {
     let mut g = lock(signal);
     g.guarded().callbacks.as_ref().map_or(0, |list| list.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::shard_now;
+    use crate::{stats, with_cancel, with_timeout, Context, Error};
+
+    /// Children in a contended parent's shards, made and dropped on several
+    /// threads, are all reached by the parent's cancel and all unlinked.
+    #[test]
+    fn a_sharded_parent_cancels_and_unlinks_every_child() {
+        let (parent, cancel) = with_cancel(&Context::background());
+        shard_now(parent.node.signal().expect("cancelable"));
+        let kept: Vec<Vec<Context>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut kept = Vec::new();
+                        for i in 0..20 {
+                            let (c, cancel_c) = with_cancel(&parent);
+                            match i % 3 {
+                                0 => cancel_c.cancel(),
+                                1 => drop(cancel_c),
+                                _ => kept.push(c.clone()),
+                            }
+                            let (d, _cancel_d) = with_timeout(&c, Duration::from_secs(3600));
+                            kept.push(d);
+                        }
+                        kept
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let live = kept.iter().flatten().filter(|c| !c.is_done()).count();
+        assert!(live > 0);
+        assert!(stats::children(&parent) > 0);
+        cancel.cancel();
+        assert!(kept.iter().flatten().all(|c| c.err() == Some(Error::Canceled)));
+        assert_eq!(stats::children(&parent), 0);
+    }
 }
