@@ -90,13 +90,20 @@ pub(crate) struct CancelNode {
     /// Which of its parent's child lists this node is linked in:
     /// `MAIN_LIST` or a shard's index. Set before the node is shared.
     pub(crate) list: AtomicU8,
+    /// The head of this node's own list of live cancelable children (null
+    /// when empty) or, with the `SHARDED` bit, its `Shards`, which then hold
+    /// that list too. Written only under this node's lock; read without it
+    /// only to learn whether the node is sharded (`shards`), which is why
+    /// it is atomic. One word for both keeps contexts at their size.
+    pub(crate) children: AtomicPtr<()>,
     pub(crate) guarded: UnsafeCell<Guarded>,
     pub(crate) links: UnsafeCell<Links>,
     pub(crate) cause: UnsafeCell<Option<Cause>>,
-    /// This node's shards (null until threads contend to derive from it):
-    /// set once, under its lock, from a `Box`, and freed with the node.
-    pub(crate) shards: AtomicPtr<Shards>,
 }
+
+/// The tag of `CancelNode::children` when it points at `Shards` (aligned to
+/// 128, so the bit is free).
+pub(crate) const SHARDED: usize = 1;
 
 /// `CancelNode::list` of a child linked in its parent's own list.
 pub(crate) const MAIN_LIST: u8 = u8::MAX;
@@ -111,21 +118,25 @@ pub(crate) const SHARDS: usize = 8;
 /// list head, each other's children's links, one lock word). Made on the
 /// first contended attach (`tree::attach`), about 1 KiB, freed with the node.
 #[derive(Default)]
-pub(crate) struct Shards(pub(crate) [Shard; SHARDS]);
+pub(crate) struct Shards {
+    /// The node's own list, moved here when it was sharded; guarded by the
+    /// node's lock, as before.
+    pub(crate) main: Shard,
+    pub(crate) lists: [Shard; SHARDS],
+}
 
-/// One extra child list, on its own pair of cache lines.
+/// One child list, on its own pair of cache lines.
 #[derive(Default)]
 #[repr(align(128))]
 pub(crate) struct Shard {
-    /// Head of the list; guarded by this shard's stripe lock (`lock::lock_shard`).
+    /// Head of the list; guarded by this shard's stripe lock
+    /// (`lock::lock_shard`), or for `Shards::main` by the node's lock.
     pub(crate) children: UnsafeCell<Option<NonNull<Node>>>,
 }
 
-/// What a cancelable node's own lock guards.
+/// What a cancelable node's own lock guards, besides `children`.
 #[derive(Default)]
 pub(crate) struct Guarded {
-    /// Head of the intrusive list of live cancelable children.
-    pub(crate) children: Option<NonNull<Node>>,
     /// Pending callbacks and waiters; boxed because most contexts never have
     /// one, and a box is one word where a `Vec` is three.
     #[allow(clippy::box_collection)]
@@ -210,20 +221,24 @@ impl CancelNode {
             timer_slot: AtomicU32::new(NOT_QUEUED),
             deadline,
             list: AtomicU8::new(MAIN_LIST),
+            children: AtomicPtr::new(std::ptr::null_mut()),
             guarded: UnsafeCell::new(Guarded::default()),
             links: UnsafeCell::new(Links::default()),
             cause: UnsafeCell::new(deadline_cause),
-            shards: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
     /// This node's shards, if threads have contended to derive from it.
     #[inline]
     pub(crate) fn shards(&self) -> Option<&Shards> {
-        // SAFETY: a non-null pointer came from `Box::into_raw`, is never
-        // changed, and is freed only when this node is (see `Drop`). Acquire
-        // pairs with the Release store that published it.
-        unsafe { self.shards.load(Ordering::Acquire).as_ref() }
+        // Acquire pairs with the Release store that published the shards.
+        let word = self.children.load(Ordering::Acquire);
+        if word.addr() & SHARDED == 0 {
+            return None;
+        }
+        // SAFETY: a tagged word is a pointer from `Box::into_raw`, set once
+        // and never changed again, freed only when this node is (see `Drop`).
+        Some(unsafe { &*word.map_addr(|a| a & !SHARDED).cast::<Shards>() })
     }
 
     #[inline]
@@ -234,11 +249,11 @@ impl CancelNode {
 
 impl Drop for CancelNode {
     fn drop(&mut self) {
-        let shards = *self.shards.get_mut();
-        if !shards.is_null() {
-            // SAFETY: the pointer came from `Box::into_raw` and this node,
-            // being dropped, was its only owner.
-            drop(unsafe { Box::from_raw(shards) });
+        let word = *self.children.get_mut();
+        if word.addr() & SHARDED != 0 {
+            // SAFETY: a tagged word came from `Box::into_raw` (see `shards`),
+            // and this node, being dropped, was its only owner.
+            drop(unsafe { Box::from_raw(word.map_addr(|a| a & !SHARDED).cast::<Shards>()) });
         }
     }
 }
@@ -393,6 +408,7 @@ mod tests {
             std::mem::size_of::<CancelNode>(),
             std::mem::size_of::<ValueNode>()
         );
-        assert!(std::mem::size_of::<Node>() <= 80);
+        // 72 bytes is an 80-byte malloc chunk (the README's figure).
+        assert!(std::mem::size_of::<Node>() <= 72);
     }
 }

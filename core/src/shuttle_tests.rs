@@ -292,7 +292,10 @@ fn sharded_parent_against_cancel() {
         let (root, alive) = counted_root();
         let (parent, cancel) = with_cancel(&root);
         drop(root);
+        // Linked before the parent is sharded: it moves with the parent's list.
+        let (early, cancel_early) = with_cancel(&parent);
         tree::shard_now(parent.node.signal().expect("cancelable"));
+        let early_canceller = thread::spawn(move || cancel_early.cancel());
         let workers: Vec<_> = (0..2)
             .map(|i| {
                 let parent = parent.clone();
@@ -309,6 +312,9 @@ fn sharded_parent_against_cancel() {
             .collect();
         let canceller = thread::spawn(move || cancel.cancel());
         canceller.join().unwrap();
+        early_canceller.join().unwrap();
+        assert!(early.is_done());
+        drop(early);
         for worker in workers {
             let (b, cancel_b) = worker.join().unwrap();
             assert!(b.is_done(), "a child in a shard missed its parent's cancel");

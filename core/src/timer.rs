@@ -170,10 +170,14 @@ fn run() {
 /// their nodes (a node whose last handle is being dropped is skipped: its
 /// drop disarms nothing, the entry is already gone).
 fn take_due(heap: &mut Heap, now: u64, due: &mut Vec<NodeRef>) {
-    while heap.entries.first().is_some_and(|e| e.at <= now) {
-        let entry = heap.remove_at(0);
-        // SAFETY: the entry was in the heap and the timer lock is held.
-        due.extend(unsafe { NodeRef::try_retain(entry.node) });
+    while let Some(entry) = heap.entries.first().filter(|e| e.at <= now).copied() {
+        // Pinned before it leaves the heap: a last drop that sees the entry
+        // still queued waits for this lock to remove it (`tree::unhook`),
+        // but one that sees it gone frees the node at once.
+        // SAFETY: the entry is in the heap and the timer lock is held.
+        let pinned = unsafe { NodeRef::try_retain(entry.node) };
+        heap.remove_at(0);
+        due.extend(pinned);
     }
 }
 
@@ -263,7 +267,9 @@ impl Heap {
             }
             removed
         };
-        slot_of(&removed).store(NOT_QUEUED, Ordering::Relaxed);
+        // Release: the last touch of a node whose last drop may see this
+        // (Acquire, in `tree::unhook`) and free it without the timer lock.
+        slot_of(&removed).store(NOT_QUEUED, Ordering::Release);
         // Give memory back after a burst of deadlines has drained.
         if self.entries.capacity() > 1024 && self.entries.len() < self.entries.capacity() / 4 {
             self.entries.shrink_to(self.entries.len() * 2);

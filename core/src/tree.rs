@@ -40,7 +40,7 @@ use crate::callback::{self, Slot};
 use crate::error::{Cause, Error};
 use crate::lock::{self, StripeGuard};
 use crate::node::{
-    state_of, CancelNode, Guarded, Kind, Links, Node, NodeRef, Shard, Shards, LIVE, MAIN_LIST, NOT_QUEUED,
+    state_of, CancelNode, Guarded, Kind, Links, Node, NodeRef, Shard, Shards, LIVE, MAIN_LIST, NOT_QUEUED, SHARDED,
 };
 use crate::{fork, timer};
 
@@ -89,12 +89,29 @@ impl Locked<'_> {
 /// A child list whose lock is held: a node's own (`Locked`), or one of its
 /// shards' (`ShardLocked`).
 trait ChildList {
-    fn head(&mut self) -> &mut Option<NonNull<Node>>;
+    fn head(&self) -> Option<NonNull<Node>>;
+    fn set_head(&mut self, head: Option<NonNull<Node>>);
 }
 
 impl ChildList for Locked<'_> {
-    fn head(&mut self) -> &mut Option<NonNull<Node>> {
-        &mut self.guarded().children
+    fn head(&self) -> Option<NonNull<Node>> {
+        match self.node.shards() {
+            // SAFETY: `main` is guarded by this node's lock, which is held.
+            Some(shards) => unsafe { *shards.main.children.get() },
+            // Relaxed: only written under this lock.
+            None => NonNull::new(self.node.children.load(Ordering::Relaxed).cast()),
+        }
+    }
+
+    fn set_head(&mut self, head: Option<NonNull<Node>>) {
+        match self.node.shards() {
+            // SAFETY: as in `head`; `&mut self` makes this the only access.
+            Some(shards) => unsafe { *shards.main.children.get() = head },
+            None => {
+                let word = head.map_or(std::ptr::null_mut(), |h| h.as_ptr().cast());
+                self.node.children.store(word, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -112,10 +129,15 @@ fn lock_shard(shard: &Shard) -> ShardLocked<'_> {
 }
 
 impl ChildList for ShardLocked<'_> {
-    fn head(&mut self) -> &mut Option<NonNull<Node>> {
+    fn head(&self) -> Option<NonNull<Node>> {
         // SAFETY: the shard's lock is held for as long as `self` lives
-        // (invariant 2), and `&mut self` makes this the only borrow.
-        unsafe { &mut *self.shard.children.get() }
+        // (invariant 2).
+        unsafe { *self.shard.children.get() }
+    }
+
+    fn set_head(&mut self, head: Option<NonNull<Node>>) {
+        // SAFETY: as in `head`; `&mut self` makes this the only access.
+        unsafe { *self.shard.children.get() = head }
     }
 }
 
@@ -186,7 +208,7 @@ fn attach(parent: &Node, child: &NodeRef) {
     let c = parent.cancel_part();
     let (state, inherited) = if let Some(shards) = c.shards() {
         let shard = my_shard();
-        let mut g = lock_shard(&shards.0[shard]);
+        let mut g = lock_shard(&shards.lists[shard]);
         // Under the shard's lock: a walk that published the state before
         // taking this lock is seen, a later one takes this list (invariant 4).
         let state = c.state.load(Ordering::Acquire);
@@ -224,13 +246,16 @@ fn attach(parent: &Node, child: &NodeRef) {
 /// Gives the locked, live `g` its shards, once: another thread waited for
 /// its lock to link a child, so threads derive from it at once.
 fn shard_out(g: &Locked<'_>) {
-    let c = g.node;
-    // Only ever set under this lock, so there is no race to set it.
-    if c.shards.load(Ordering::Relaxed).is_null() {
-        let shards = Box::into_raw(Box::<Shards>::default());
-        // Release: a thread that loads it sees initialised shards.
-        c.shards.store(shards, Ordering::Release);
+    if g.node.shards().is_some() {
+        return;
     }
+    // The node's own list moves into the shards, under the same lock.
+    let mut shards = Box::new(Shards::default());
+    *shards.main.children.get_mut() = g.head();
+    let word = Box::into_raw(shards).cast::<()>().map_addr(|a| a | SHARDED);
+    // Only ever written under this lock. Release: a thread that sees the
+    // tag sees initialised shards.
+    g.node.children.store(word, Ordering::Release);
 }
 
 /// # Safety
@@ -238,7 +263,7 @@ fn shard_out(g: &Locked<'_>) {
 /// will name); `child` unlinked and copied from an owning `NodeRef` (node
 /// invariant 3).
 unsafe fn push_child(list: &mut impl ChildList, child: NonNull<Node>) {
-    let head = *list.head();
+    let head = list.head();
     // SAFETY: as the caller promises; `child` is alive (its owner is the caller).
     let links = unsafe { links_of(child.as_ref()) };
     links.prev = None;
@@ -247,7 +272,7 @@ unsafe fn push_child(list: &mut impl ChildList, child: NonNull<Node>) {
         // SAFETY: `h` is in the list guarded by the held lock.
         unsafe { links_of(h.as_ref()) }.prev = Some(child);
     }
-    *list.head() = Some(child);
+    list.set_head(Some(child));
 }
 
 /// Removes `child` from `list` if it is still there.
@@ -264,7 +289,7 @@ unsafe fn unlink(list: &mut impl ChildList, child: &Node) {
         Some(p) => unsafe { links_of(p.as_ref()) }.next = next,
         // Without a predecessor, a linked child is the head; an unlinked one
         // (taken by a cancel walk) is not, and there is nothing to do.
-        None if *list.head() == Some(me) => *list.head() = next,
+        None if list.head() == Some(me) => list.set_head(next),
         None => return,
     }
     if let Some(n) = next {
@@ -279,7 +304,8 @@ unsafe fn unlink(list: &mut impl ChildList, child: &Node) {
 /// # Safety
 /// `list`'s lock must be held.
 unsafe fn take_children(list: &mut impl ChildList, walk: &mut Walk) {
-    let mut next = list.head().take();
+    let mut next = list.head();
+    list.set_head(None);
     while let Some(child) = next {
         // SAFETY: `child` was in `list`, whose lock is held.
         let links = unsafe { links_of(child.as_ref()) };
@@ -307,7 +333,7 @@ fn detach_from_parent(node: &Node) {
                 .cancel_part()
                 .shards()
                 .expect("a child in a shard has a sharded parent");
-            let mut g = lock_shard(&shards.0[usize::from(shard)]);
+            let mut g = lock_shard(&shards.lists[usize::from(shard)]);
             // SAFETY: `node` is in this shard's list, whose lock is held.
             unsafe { unlink(&mut g, node) };
         }
@@ -347,8 +373,11 @@ fn release(mut ptr: NonNull<Node>) {
         // invariant 3).
         let mut owned = unsafe { Box::from_raw(ptr.as_ptr()) };
         if let Kind::Cancel(c) = &mut owned.kind {
+            debug_assert!(
+                c.children.get_mut().is_null() || c.shards().is_some(),
+                "children hold their parent alive"
+            );
             let g = c.guarded.get_mut();
-            debug_assert!(g.children.is_none(), "children hold their parent alive");
             debug_assert!(g.callbacks.as_ref().is_none_or(|cb| cb.is_empty()));
         }
         let parent = owned.parent.take();
@@ -370,7 +399,10 @@ fn unhook(node: &Node) {
     if !c.is_live() {
         return;
     }
-    if c.own_deadline && c.timer_slot.load(Ordering::Relaxed) != NOT_QUEUED {
+    // Acquire: pairs with the timer's Release store of NOT_QUEUED, its last
+    // touch of this node; seen queued, the entry is removed under the timer
+    // lock, which also waits out a timer pinning it (`timer::take_due`).
+    if c.own_deadline && c.timer_slot.load(Ordering::Acquire) != NOT_QUEUED {
         timer::remove(node);
     }
     detach_from_parent(node);
@@ -462,7 +494,7 @@ fn mark_done(node: &Node, mut g: Locked<'_>, error: Error, walk: &mut Walk) {
     drop(g);
     // Invariant 4: the shards, each under its lock, after the state.
     if let Some(shards) = c.shards() {
-        for shard in &shards.0 {
+        for shard in &shards.lists {
             // SAFETY: the shard's lock is held.
             unsafe { take_children(&mut lock_shard(shard), walk) };
         }
@@ -519,16 +551,16 @@ pub(crate) fn unlist(signal: &Node, slot: &Arc<Slot>) {
 
 /// How many live cancelable children are linked under `signal`.
 pub(crate) fn child_count(signal: &Node) -> usize {
-    let mut count = len(&mut lock(signal));
+    let mut count = len(&lock(signal));
     if let Some(shards) = signal.cancel_part().shards() {
-        count += shards.0.iter().map(|s| len(&mut lock_shard(s))).sum::<usize>();
+        count += shards.lists.iter().map(|s| len(&lock_shard(s))).sum::<usize>();
     }
     count
 }
 
-fn len(list: &mut impl ChildList) -> usize {
+fn len(list: &impl ChildList) -> usize {
     let mut count = 0;
-    let mut next = *list.head();
+    let mut next = list.head();
     while let Some(child) = next {
         count += 1;
         // SAFETY: `child` is in `list`, whose lock the caller holds.
@@ -565,7 +597,12 @@ mod tests {
     #[test]
     fn a_sharded_parent_cancels_and_unlinks_every_child() {
         let (parent, cancel) = with_cancel(&Context::background());
+        // Children linked before the parent is sharded move with its list.
+        let (early, cancel_early) = with_cancel(&parent);
+        let (kept_early, _cancel_kept_early) = with_cancel(&parent);
         shard_now(parent.node.signal().expect("cancelable"));
+        cancel_early.cancel();
+        assert_eq!(stats::children(&parent), 1);
         let kept: Vec<Vec<Context>> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..3)
                 .map(|_| {
@@ -592,6 +629,8 @@ mod tests {
         assert!(stats::children(&parent) > 0);
         cancel.cancel();
         assert!(kept.iter().flatten().all(|c| c.err() == Some(Error::Canceled)));
+        assert_eq!(kept_early.err(), Some(Error::Canceled));
+        assert!(early.is_done());
         assert_eq!(stats::children(&parent), 0);
     }
 }
