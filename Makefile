@@ -131,11 +131,12 @@ stress-miri: miri-setup
 	MIRIFLAGS="-Zmiri-ignore-leaks -Zmiri-tree-borrows -Zmiri-many-seeds=0..8" \
 	  $(MIRI) test --locked -q -p polyctx --lib --test concurrency --test after_func --test done_future --test go_context
 
-# cargo-fuzz (pinned) on every header parser and on extract/inject, each
-# for FUZZ_SECONDS, starting from the committed seeds in fuzz/corpus/.
+# cargo-fuzz (pinned) on every header parser, on extract/inject, and on
+# random sequences of C ABI operations, each for FUZZ_SECONDS, starting from
+# the committed seeds in fuzz/corpus/.
 CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := wire_timeouts wire_trace wire_baggage wire_extract
+FUZZ_TARGETS := wire_timeouts wire_trace wire_baggage wire_extract c_abi_ops
 stress-fuzz: miri-setup
 	@cargo fuzz --version 2>/dev/null | grep -q $(CARGO_FUZZ_VERSION) || \
 	  $(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)

@@ -35,13 +35,19 @@ mod status;
 
 pub mod handle;
 
-/// The header's context, cancel and value functions as Rust, for crates in
-/// the same process that call the C ABI itself rather than hand handles
-/// over (`handle`): the benchmarks time C's calls beside the core's in one
-/// process this way.
+/// The header's context, cancel, value, after-func and diagnostics
+/// functions as Rust, for crates in the same process that call the C ABI
+/// itself rather than hand handles over (`handle`): the benchmarks time C's
+/// calls beside the core's in one process this way, and the `c_abi_ops`
+/// fuzz target drives random sequences of them.
 pub mod abi {
     pub use crate::cancel::*;
     pub use crate::context::*;
+    pub use crate::debug::{
+        ctx_debug_live_contexts, ctx_debug_live_timers, ctx_debug_pending_after_funcs, ctx_debug_track,
+    };
+    pub use crate::handle::{ctx_after_func_t, ctx_cancel_t, ctx_key_t, ctx_t};
+    pub use crate::notify::{ctx_after_func, ctx_after_func_release, ctx_after_func_stop};
     pub use crate::status::{ctx_err_t, ctx_status_t};
     pub use crate::value::{ctx_key_new, ctx_key_release, ctx_value, ctx_value_kind_t, ctx_with_value_bytes};
 }

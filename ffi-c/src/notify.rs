@@ -131,6 +131,9 @@ impl Call {
 /// Errors: `CTX_EINVAL` if `ctx`, `fn` or `out` is NULL (`userdata` and
 /// `finalizer` may be NULL). Threads: any.
 #[no_mangle]
+// `userdata` is never dereferenced here: it is kept and handed back to C's
+// own `fn` and `finalizer`.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub extern "C" fn ctx_after_func(
     ctx: *const ctx_t,
     r#fn: Option<unsafe extern "C" fn(*mut c_void)>,
