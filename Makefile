@@ -13,7 +13,7 @@ ROOT := $(abspath .)
 BUILD := $(ROOT)/build
 
 # Filled in by the fragments.
-LINT_TARGETS := lint-rust
+LINT_TARGETS := lint-rust lint-fuzz
 TEST_TARGETS := test-rust test-shuttle test-miri test-sanitizers-rust test-conformance-go test-conformance-rust
 STRESS_TARGETS := stress-rust stress-shuttle stress-miri stress-fuzz
 DEMO_TARGETS := demo-rust
@@ -79,6 +79,12 @@ clean:
 lint-rust:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# The fuzz targets (their own workspace, run by `make stress-fuzz`) are
+# formatted and compile against today's API.
+lint-fuzz:
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	$(CARGO) check --locked -q --manifest-path fuzz/Cargo.toml --bins
 
 # The core's tests, doctests and the README's Rust examples.
 test-rust:

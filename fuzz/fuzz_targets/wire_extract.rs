@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
                     );
                 }
             }
-            cancel.cancel();
+            cancel.cancel(None);
         }
     }
 });
