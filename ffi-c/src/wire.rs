@@ -153,20 +153,13 @@ fn reason_from_c(reason: c_int) -> Option<EndReason> {
         .find(|&r| reason_to_c(r) as c_int == reason)
 }
 
-/// The header names polyctx reads and writes, as static C strings.
+/// The header names polyctx reads and writes (the core's `header::READ`,
+/// which are also every name it writes), as static C strings.
 static HEADER_NAMES: LazyLock<Vec<CString>> = LazyLock::new(|| {
-    use wire::header::*;
-    [
-        GRPC_TIMEOUT,
-        CONNECT_TIMEOUT_MS,
-        REQUEST_TIMEOUT_MS,
-        TRACEPARENT,
-        TRACESTATE,
-        BAGGAGE,
-    ]
-    .into_iter()
-    .map(|name| CString::new(name).expect("header names have no NUL"))
-    .collect()
+    wire::header::READ
+        .into_iter()
+        .map(|name| CString::new(name).expect("header names have no NUL"))
+        .collect()
 });
 
 /// `name` as a static C string, if it is one of the core's header names.
