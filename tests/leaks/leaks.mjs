@@ -155,7 +155,11 @@ async function main() {
   const rounds = iterations - checkpoint
   // A short run ends inside the warm-up: its counts above are exact, its
   // memory figures only a coarse check.
-  const allowed = (iterations >= 500_000 ? 1 : 4) * 1024 * 1024 + rounds
+  // Past the warm-up, native memory still moves by 1-3 MB that does not
+  // grow with the rounds (2.2 MB after 900,000 and after 2,900,000 alike:
+  // allocator arenas and V8's own, worker churn included); a leak of a byte
+  // a round shows on top of that. A context is hundreds of bytes.
+  const allowed = (iterations >= 500_000 ? 3 : 4) * 1024 * 1024 + rounds
   const seconds = ((performance.now() - started) / 1000).toFixed(1)
   console.log(
     `node: ${iterations.toLocaleString('en')} rounds and ${workers} worker churns in ${seconds} s; ` +
